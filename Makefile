@@ -1,0 +1,53 @@
+# buildwright developer entry points. `make test` works on a fresh machine: it creates the
+# virtualenv, builds (or reuses) the control plane binaries and runs every gate.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+KUBECONFIG_LOCAL := .local/kubeconfig
+
+.PHONY: venv control-plane lint typecheck unit integration test crds cluster cluster-down run e2e-local bench clean
+
+$(BIN)/buildwright: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/buildwright
+
+control-plane:
+	@bash hack/build-control-plane.sh >/dev/null
+
+lint: venv
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/lint-imports
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: venv control-plane
+	$(BIN)/pytest -q tests/integration
+
+test: venv control-plane lint typecheck
+	$(BIN)/pytest -q tests
+
+crds: venv
+	$(BIN)/python -m buildwright.api.crdgen crds
+
+cluster: venv control-plane
+	$(BIN)/python -m buildwright.localcluster up --kubeconfig $(KUBECONFIG_LOCAL)
+
+cluster-down: venv
+	$(BIN)/python -m buildwright.localcluster down --kubeconfig $(KUBECONFIG_LOCAL)
+
+run: cluster
+	KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl apply --server-side -f crds/
+	KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl apply --server-side -k strategies/
+	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/buildwright run
+
+clean: cluster-down
+	rm -rf $(VENV) .local

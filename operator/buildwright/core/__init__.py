@@ -1,0 +1,1 @@
+"""Pure decisions: no I/O, no kopf, no API client. Everything hard lives here."""

@@ -1,0 +1,1 @@
+"""kopf entry points: read, call the core, write."""

@@ -1,0 +1,1 @@
+"""Programs that run inside the build Pod (git source, results, image push)."""
