@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from the published Go modules (no Docker, no release
+# Builds kube-apiserver, etcd and kube-controller-manager from the published Go modules (no Docker, no release
 # downloads) into a cache outside the checkout, keyed by version, so only a machine's first
 # run pays the compile. Prints the directory holding the binaries on its last line.
 #
@@ -13,7 +13,14 @@ KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
 CACHE_ROOT="${BUILDWRIGHT_CACHE:-$HOME/.cache/buildwright}"
 OUT="$CACHE_ROOT/control-plane/$KUBE_VERSION"
 
-if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" ]]; then
+BINARIES=(etcd kube-apiserver kube-controller-manager)
+
+have_all() {
+  local b
+  for b in "${BINARIES[@]}"; do [[ -x "$1/$b" ]] || return 1; done
+}
+
+if have_all "$OUT"; then
   echo "control plane $KUBE_VERSION cached in $OUT" >&2
   echo "$OUT"
   exit 0
@@ -25,6 +32,11 @@ staging_version="v0.${KUBE_VERSION#v1.}"
 work="$CACHE_ROOT/control-plane/src-$KUBE_VERSION"
 mkdir -p "$work/etcd" "$OUT.partial"
 cd "$work"
+# A cache directory from an older version of this script may hold only some binaries:
+# keep them and compile only what is missing.
+for b in "${BINARIES[@]}"; do
+  if [[ -x "$OUT/$b" && ! -x "$OUT.partial/$b" ]]; then cp -p "$OUT/$b" "$OUT.partial/$b"; fi
+done
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
@@ -63,7 +75,10 @@ cat > tools.go <<'GO'
 
 package tools
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
 GO
 
 log "resolving dependencies (go mod tidy)"
@@ -77,10 +92,20 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-log "compiling etcd (about a minute)"
-go build -trimpath -ldflags "-s -w" -o "$OUT.partial/etcd" ./etcd
-log "compiling kube-apiserver $KUBE_VERSION (several minutes on 2 cores)"
-go build -trimpath -ldflags "$ldflags" -o "$OUT.partial/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+if [[ ! -x "$OUT.partial/etcd" ]]; then
+  log "compiling etcd (about a minute)"
+  go build -trimpath -ldflags "-s -w" -o "$OUT.partial/etcd" ./etcd
+fi
+if [[ ! -x "$OUT.partial/kube-apiserver" ]]; then
+  log "compiling kube-apiserver $KUBE_VERSION (several minutes on 2 cores)"
+  go build -trimpath -ldflags "$ldflags" -o "$OUT.partial/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+fi
+# Last, so a cache holding the other two from before is reused. The tests need its garbage
+# collector (ownerReference cascades) and namespace controller.
+if [[ ! -x "$OUT.partial/kube-controller-manager" ]]; then
+  log "compiling kube-controller-manager $KUBE_VERSION (a few minutes on 2 cores)"
+  go build -trimpath -ldflags "$ldflags" -o "$OUT.partial/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager
+fi
 
 rm -rf "$OUT"
 mv "$OUT.partial" "$OUT"
