@@ -1,0 +1,132 @@
+"""What the operator remembers between events: the objects it has seen, and its timers.
+
+kopf hands every watch event to a handler; the handlers keep the latest body of each object
+here so that a reconcile reads Builds, strategies and BuildRuns from memory instead of the API.
+A miss is never trusted as "does not exist": the shell confirms it with a GET, because at
+start-up one watch may deliver its objects before another has listed everything.
+
+The deadline scheduler replaces per-object kopf timers (one asyncio task per object is too
+expensive with thousands of BuildRuns): one task sleeps until the earliest deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+Body = dict[str, Any]
+
+
+class Store:
+    """The latest body of each object of one kind, plus reverse indexes for fan-out."""
+
+    def __init__(self) -> None:
+        self._objects: dict[Key, Body] = {}
+
+    def put(self, body: Body) -> None:
+        meta = body.get("metadata", {})
+        self._objects[(meta.get("namespace", ""), meta["name"])] = body
+
+    def drop(self, namespace: str, name: str) -> None:
+        self._objects.pop((namespace, name), None)
+
+    def get(self, namespace: str, name: str) -> Body | None:
+        return self._objects.get((namespace, name))
+
+    def in_namespace(self, namespace: str) -> list[Body]:
+        return [b for (ns, _), b in self._objects.items() if ns == namespace]
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+
+class Dependents:
+    """Which objects wait on which: e.g. Secret (ns, name) → Builds that reference it."""
+
+    def __init__(self) -> None:
+        self._by_target: defaultdict[Key, set[Key]] = defaultdict(set)
+        self._by_dependent: defaultdict[Key, set[Key]] = defaultdict(set)
+
+    def link(self, dependent: Key, targets: set[Key]) -> None:
+        for target in self._by_dependent.pop(dependent, set()) - targets:
+            self._by_target[target].discard(dependent)
+        for target in targets:
+            self._by_target[target].add(dependent)
+        if targets:
+            self._by_dependent[dependent] = set(targets)
+
+    def forget(self, dependent: Key) -> None:
+        self.link(dependent, set())
+
+    def of(self, target: Key) -> set[Key]:
+        return set(self._by_target.get(target, ()))
+
+
+Callback = Callable[[], Awaitable[None]]
+
+
+class Scheduler:
+    """Runs callbacks at deadlines; one pending deadline per key (the earliest wins)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, int, Key, str]] = []
+        self._pending: dict[tuple[Key, str], tuple[datetime, Callback]] = {}
+        self._counter = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()  # strong refs until each call ends
+
+    def at(self, key: Key, purpose: str, when: datetime, callback: Callback) -> None:
+        """Call `callback` at `when` unless an earlier deadline for (key, purpose) exists."""
+        current = self._pending.get((key, purpose))
+        if current is not None and current[0] <= when:
+            return
+        self._pending[(key, purpose)] = (when, callback)
+        heapq.heappush(self._heap, (when, next(self._counter), key, purpose))
+        self._wakeup.set()
+
+    def cancel(self, key: Key, purpose: str) -> None:
+        self._pending.pop((key, purpose), None)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="buildwright-scheduler")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            now = datetime.now(UTC)
+            while self._heap and self._heap[0][0] <= now:
+                when, _, key, purpose = heapq.heappop(self._heap)
+                pending = self._pending.get((key, purpose))
+                if pending is None or pending[0] != when:
+                    continue  # cancelled or superseded by an earlier deadline
+                del self._pending[(key, purpose)]
+                task = asyncio.create_task(self._call(pending[1], key, purpose))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            delay = (self._heap[0][0] - now).total_seconds() if self._heap else 3600.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(delay, 0.0))
+
+    @staticmethod
+    async def _call(callback: Callback, key: Key, purpose: str) -> None:
+        try:
+            await callback()
+        except Exception:
+            logger.exception("scheduled %s of %s/%s failed", purpose, *key)
