@@ -1,0 +1,597 @@
+"""etcd + kube-apiserver + kube-controller-manager on loopback, for tests and local runs.
+
+Everything a run needs (certificates, keys, kubeconfigs, etcd data) lives in one temporary
+directory that `stop()` removes. Children get PR_SET_PDEATHSIG so they die with the Python
+process even when it is killed outright; directories left behind that way are swept by the
+next `start()`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .binaries import ensure_binaries
+from .wait import wait_until
+
+SERVICE_CIDR = "10.0.0.0/24"
+# The first address of the service range belongs to the `kubernetes` Service, so the serving
+# certificate must name it for in-cluster style clients.
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+CONTROLLERS = (
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    # Publishes kube-root-ca.crt, which every projected service-account volume refers to.
+    "root-ca-certificate-publisher-controller",
+)
+RUNS_ROOT = Path(tempfile.gettempdir()) / "buildwright-controlplane"
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: ask the kernel to SIGKILL this child when its parent thread dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1 (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_runs(root: Path = RUNS_ROOT) -> None:
+    """Remove run directories whose owning process no longer exists."""
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        owner = entry / "owner.pid"
+        try:
+            pid = int(owner.read_text())
+        except (OSError, ValueError):
+            # A directory without a readable owner may be one being created right now;
+            # leave it unless it is clearly old.
+            with contextlib.suppress(OSError):
+                if time.time() - entry.stat().st_mtime > 3600:
+                    shutil.rmtree(entry, ignore_errors=True)
+            continue
+        if not _pid_alive(pid):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+@dataclass(frozen=True)
+class _KeyPair:
+    cert_pem: bytes
+    key_pem: bytes
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _make_ca() -> tuple[_KeyPair, ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = _new_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "buildwright-local-ca")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    pair = _KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return pair, key, cert
+
+
+def _issue(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    common_name: str,
+    *,
+    organizations: Sequence[str] = (),
+    server: bool = False,
+) -> _KeyPair:
+    key = _new_key()
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attrs))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+    )
+    if server:
+        names: list[x509.GeneralName] = [
+            x509.DNSName(n)
+            for n in (
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            )
+        ]
+        names += [
+            x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", KUBERNETES_SERVICE_IP)
+        ]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return _KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def kubeconfig_document(server: str, ca_pem: bytes, client: _KeyPair, user: str) -> dict[str, Any]:
+    """A self-contained kubeconfig (certificates embedded) for `user` at `server`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "buildwright-local",
+                "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": _b64(client.cert_pem),
+                    "client-key-data": _b64(client.key_pem),
+                },
+            }
+        ],
+        "contexts": [
+            {
+                "name": "buildwright-local",
+                "context": {"cluster": "buildwright-local", "user": user, "namespace": "default"},
+            }
+        ],
+        "current-context": "buildwright-local",
+    }
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class ControlPlaneError(RuntimeError):
+    """A component failed to start; the message includes the tail of its log."""
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class ControlPlane:
+    """A private etcd, kube-apiserver and kube-controller-manager bound to 127.0.0.1.
+
+    Use as a context manager, or call start() and stop(). start() returns once /readyz of the
+    apiserver answers ok and the controller manager is healthy.
+    """
+
+    def __init__(
+        self,
+        binaries_dir: Path | None = None,
+        *,
+        startup_timeout: float = 90.0,
+        extra_apiserver_args: Sequence[str] = (),
+    ) -> None:
+        self._binaries_dir = binaries_dir
+        self._startup_timeout = startup_timeout
+        self._extra_apiserver_args = tuple(extra_apiserver_args)
+        self._children: list[_Child] = []
+        self._workdir: Path | None = None
+        self._server_url: str | None = None
+        self._lock = threading.Lock()
+        self._previous_sigterm: Callable[[int, FrameType | None], Any] | int | None = None
+        self._installed_sigterm = False
+        self.ready_seconds: float | None = None
+
+    # ----------------------------------------------------------------- public properties
+
+    def _dir(self) -> Path:
+        if self._workdir is None:
+            raise RuntimeError("control plane is not running")
+        return self._workdir
+
+    @property
+    def workdir(self) -> Path:
+        return self._dir()
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        """Admin kubeconfig (client certificate in group system:masters)."""
+        return self._dir() / "admin.kubeconfig"
+
+    @property
+    def server_url(self) -> str:
+        if self._server_url is None:
+            raise RuntimeError("control plane is not running")
+        return self._server_url
+
+    @property
+    def ca_cert_path(self) -> Path:
+        return self._dir() / "pki" / "ca.crt"
+
+    @property
+    def service_account_key_path(self) -> Path:
+        """The private key that signs service-account tokens."""
+        return self._dir() / "pki" / "sa.key"
+
+    @property
+    def pids(self) -> list[int]:
+        return [c.proc.pid for c in self._children]
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start all components and wait until they are ready; stops everything on failure."""
+        with self._lock:
+            if self._workdir is not None:
+                raise RuntimeError("control plane already started")
+            binaries = self._binaries_dir or ensure_binaries()
+            sweep_stale_runs()
+            RUNS_ROOT.mkdir(parents=True, exist_ok=True)
+            self._workdir = Path(tempfile.mkdtemp(prefix="run-", dir=RUNS_ROOT))
+            (self._workdir / "owner.pid").write_text(str(os.getpid()))
+            self._install_signal_handling()
+            began = time.monotonic()
+            try:
+                self._write_pki()
+                self._start_etcd(binaries)
+                self._start_apiserver(binaries)
+                self._start_controller_manager(binaries)
+            except BaseException:
+                self._stop_locked()
+                raise
+            self.ready_seconds = time.monotonic() - began
+
+    def stop(self) -> None:
+        """Terminate every component, wait for it, and delete the run directory."""
+        with self._lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        # Stop in reverse start order so the apiserver never runs without etcd.
+        for child in reversed(self._children):
+            if child.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.terminate()
+                try:
+                    child.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+                    child.proc.wait()
+        self._children.clear()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+        self._server_url = None
+        self._restore_signal_handling()
+
+    # ----------------------------------------------------------------- signals
+
+    def _install_signal_handling(self) -> None:
+        atexit.register(self.stop)
+        # Python's default SIGTERM action exits without running finally blocks; turning it
+        # into SystemExit lets context managers and pytest fixtures stop the children.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            self._previous_sigterm = signal.SIG_DFL
+            signal.signal(signal.SIGTERM, _raise_system_exit)
+            self._installed_sigterm = True
+
+    def _restore_signal_handling(self) -> None:
+        atexit.unregister(self.stop)
+        if self._installed_sigterm and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self._installed_sigterm = False
+
+    # ----------------------------------------------------------------- components
+
+    def _spawn(self, name: str, argv: Sequence[str]) -> _Child:
+        log_path = self._dir() / "logs" / f"{name}.log"
+        log_path.parent.mkdir(exist_ok=True)
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+                # Own session: a terminal's Ctrl-C reaches only Python, which then stops the
+                # children in order instead of having them die mid-teardown.
+                start_new_session=True,
+                cwd=self._dir(),
+            )
+        child = _Child(name, proc, log_path)
+        self._children.append(child)
+        return child
+
+    def _await_ready(
+        self, child: _Child, probe: Callable[[], bool], what: str, timeout: float
+    ) -> None:
+        def check() -> bool:
+            if child.proc.poll() is not None:
+                raise ControlPlaneError(
+                    f"{child.name} exited with status {child.proc.returncode}:\n{child.log_tail()}"
+                )
+            try:
+                return probe()
+            except (OSError, urllib.error.URLError, ssl.SSLError):
+                return False
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if check():
+                return
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"timed out after {timeout:g}s waiting for {what}:\n{child.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def _write_pki(self) -> None:
+        pki = self._dir() / "pki"
+        pki.mkdir(mode=0o700)
+        ca, ca_key, ca_cert = _make_ca()
+        serving = _issue(ca_key, ca_cert, "kube-apiserver", server=True)
+        admin = _issue(ca_key, ca_cert, "buildwright-admin", organizations=["system:masters"])
+        # The controller manager runs every controller under its own identity
+        # (--use-service-account-credentials=false), so it needs cluster-wide rights.
+        kcm = _issue(
+            ca_key, ca_cert, "system:kube-controller-manager", organizations=["system:masters"]
+        )
+        sa_key = _new_key()
+        files = {
+            "ca.crt": ca.cert_pem,
+            "ca.key": ca.key_pem,
+            "apiserver.crt": serving.cert_pem,
+            "apiserver.key": serving.key_pem,
+            "sa.key": _key_pem(sa_key),
+            "sa.pub": sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        }
+        for name, data in files.items():
+            path = pki / name
+            path.write_bytes(data)
+            path.chmod(0o600)
+        self._ca_pem = ca.cert_pem
+        self._admin_pair = admin
+        self._kcm_pair = kcm
+
+    def _start_etcd(self, binaries: Path) -> None:
+        client_port, peer_port = free_port(), free_port()
+        client_url = f"http://127.0.0.1:{client_port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        data = self._dir() / "etcd-data"
+        child = self._spawn(
+            "etcd",
+            [
+                str(binaries / "etcd"),
+                "--name=buildwright",
+                f"--data-dir={data}",
+                f"--listen-client-urls={client_url}",
+                f"--advertise-client-urls={client_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=buildwright={peer_url}",
+                "--listen-metrics-urls=",
+                # Tests churn many small objects; keep etcd lean and quick to start.
+                "--quota-backend-bytes=2147483648",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+        self._etcd_url = client_url
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"{client_url}/health", timeout=2) as resp:
+                body = json.loads(resp.read())
+            return str(body.get("health")) == "true"
+
+        self._await_ready(child, healthy, "etcd /health", self._startup_timeout)
+
+    def _start_apiserver(self, binaries: Path) -> None:
+        port = free_port()
+        pki = self._dir() / "pki"
+        self._server_url = f"https://127.0.0.1:{port}"
+        child = self._spawn(
+            "kube-apiserver",
+            [
+                str(binaries / "kube-apiserver"),
+                f"--etcd-servers={self._etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={self._dir() / 'apiserver-certs'}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=1",
+                *self._extra_apiserver_args,
+            ],
+        )
+        self._write_kubeconfigs()
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(self._dir() / "admin.crt"), str(self._dir() / "admin.key"))
+
+        def ready() -> bool:
+            with urllib.request.urlopen(
+                f"{self._server_url}/readyz", timeout=5, context=ctx
+            ) as resp:
+                return bool(resp.status == 200 and resp.read().strip() == b"ok")
+
+        self._await_ready(child, ready, "kube-apiserver /readyz", self._startup_timeout)
+
+    def _write_kubeconfigs(self) -> None:
+        workdir = self._dir()
+        (workdir / "admin.crt").write_bytes(self._admin_pair.cert_pem)
+        (workdir / "admin.key").write_bytes(self._admin_pair.key_pem)
+        (workdir / "admin.key").chmod(0o600)
+        for filename, pair, user in (
+            ("admin.kubeconfig", self._admin_pair, "buildwright-admin"),
+            ("controller-manager.kubeconfig", self._kcm_pair, "system:kube-controller-manager"),
+        ):
+            path = workdir / filename
+            doc = kubeconfig_document(self.server_url, self._ca_pem, pair, user)
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            path.chmod(0o600)
+
+    def _start_controller_manager(self, binaries: Path) -> None:
+        port = free_port()
+        pki = self._dir() / "pki"
+        child = self._spawn(
+            "kube-controller-manager",
+            [
+                str(binaries / "kube-controller-manager"),
+                f"--kubeconfig={self._dir() / 'controller-manager.kubeconfig'}",
+                f"--controllers={','.join(CONTROLLERS)}",
+                "--use-service-account-credentials=false",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={self._dir() / 'controller-manager-certs'}",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        # Its serving certificate is self-signed and /healthz is open to anonymous requests.
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(
+                f"https://127.0.0.1:{port}/healthz", timeout=5, context=ctx
+            ) as resp:
+                return bool(resp.status == 200)
+
+        self._await_ready(child, healthy, "kube-controller-manager /healthz", self._startup_timeout)
+
+
+def _raise_system_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+__all__ = ["ControlPlane", "ControlPlaneError", "free_port", "sweep_stale_runs", "wait_until"]
