@@ -146,9 +146,10 @@ def test_buildah_is_the_strategy_managed_push_variant() -> None:
     assert buildah["spec"] == twin["spec"]
     text = yaml.safe_dump(buildah["spec"])
     assert "shp-output-directory" not in text
-    assert "--digestfile='$(results.shp-image-digest.path)'" in _scripts(
-        buildah["spec"]["steps"][0]
-    )[0]
+    assert (
+        "--digestfile='$(results.shp-image-digest.path)'"
+        in _scripts(buildah["spec"]["steps"][0])[0]
+    )
 
 
 @pytest.mark.parametrize("path", STRATEGY_FILES, ids=IDS)
