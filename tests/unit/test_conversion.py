@@ -66,7 +66,7 @@ def stash(obj: JSON, annotation: str) -> JSON:
     return loaded
 
 
-def annotations(obj: JSON) -> JSON:
+def annotations_of(obj: JSON) -> JSON:
     value: JSON = obj["metadata"].get("annotations", {})
     return value
 
@@ -79,7 +79,7 @@ def both_ways(alpha: JSON, beta: JSON) -> None:
 
 # --------------------------------------------------------------------------- the book's Build
 
-BOOK_BUILD = {
+BOOK_BUILD: JSON = {
     "apiVersion": "shipwright.io/v1alpha1",
     "kind": "Build",
     "metadata": {"name": "kaniko-nodejs-build"},
@@ -169,7 +169,7 @@ def test_bundle_wins_over_url_and_url_is_kept_for_the_way_back() -> None:
     )
     beta = convert(alpha, V1BETA1)
     assert beta["spec"]["source"] == {"type": "OCI", "ociArtifact": {"image": "i"}}
-    assert ALPHA_FIELDS_ANNOTATION in annotations(beta)
+    assert ALPHA_FIELDS_ANNOTATION in annotations_of(beta)
     assert convert(beta, V1ALPHA1) == alpha
 
 
@@ -295,8 +295,8 @@ def test_build_run_deletion_annotation_becomes_retention(value: str, flag: bool)
     )
     beta = convert(alpha, V1BETA1)
     assert beta["spec"]["retention"] == {"failedLimit": 3, "atBuildDeletion": flag}
-    assert "build.shipwright.io/build-run-deletion" not in annotations(beta)
-    assert annotations(beta).get("team") == "a"
+    assert "build.shipwright.io/build-run-deletion" not in annotations_of(beta)
+    assert annotations_of(beta).get("team") == "a"
     assert convert(beta, V1ALPHA1) == alpha
 
 
@@ -357,7 +357,7 @@ def test_stale_stash_never_undoes_an_edit_made_in_the_other_version() -> None:
     back = convert(alpha, V1BETA1)
     assert back["spec"]["strategy"] == {"name": "other"}
     assert back["spec"]["nodeSelector"] == {"a": "b"}
-    assert ALPHA_FIELDS_ANNOTATION not in annotations(back)
+    assert ALPHA_FIELDS_ANNOTATION not in annotations_of(back)
 
 
 # --------------------------------------------------------------------------- BuildRun rows
@@ -571,7 +571,7 @@ def test_legacy_placeholders_become_parameters(kind: str) -> None:
         BUILDER_PARAM,
     ]
     # $(build.dockerfile) has no reverse form of its own, so the alpha form is kept.
-    assert ALPHA_FIELDS_ANNOTATION in annotations(beta)
+    assert ALPHA_FIELDS_ANNOTATION in annotations_of(beta)
     assert convert(beta, V1ALPHA1) == alpha
 
 
@@ -1126,7 +1126,7 @@ def test_alpha_to_beta_to_alpha_is_identity(original: JSON) -> None:
     beta = convert(original, V1BETA1)
     assert original == before
     assert beta["apiVersion"] == V1BETA1
-    assert BETA_FIELDS_ANNOTATION not in annotations(beta)
+    assert BETA_FIELDS_ANNOTATION not in annotations_of(beta)
     assert_no_empty_annotations(beta)
     assert convert(beta, V1ALPHA1) == original
 
@@ -1138,7 +1138,7 @@ def test_beta_to_alpha_to_beta_is_identity(original: JSON) -> None:
     alpha = convert(original, V1ALPHA1)
     assert original == before
     assert alpha["apiVersion"] == V1ALPHA1
-    assert ALPHA_FIELDS_ANNOTATION not in annotations(alpha)
+    assert ALPHA_FIELDS_ANNOTATION not in annotations_of(alpha)
     assert_no_empty_annotations(alpha)
     assert convert(alpha, V1BETA1) == original
 
