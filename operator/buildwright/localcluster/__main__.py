@@ -150,8 +150,10 @@ def _up(kubeconfig: Path, state_dir: Path, timeout: float) -> int:
             )
             return 0
         time.sleep(0.1)
-    print(f"control plane not ready after {timeout:g}s; see {state_dir / 'serve.log'}",
-          file=sys.stderr)
+    print(
+        f"control plane not ready after {timeout:g}s; see {state_dir / 'serve.log'}",
+        file=sys.stderr,
+    )
     os.kill(proc.pid, signal.SIGTERM)
     return 1
 

@@ -28,9 +28,7 @@ def ensure_binaries() -> Path:
         script = _script_path()
         if not script.is_file():
             raise RuntimeError(f"control-plane build script not found at {script}")
-        proc = subprocess.run(
-            ["bash", str(script)], stdout=subprocess.PIPE, text=True
-        )
+        proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{script} failed with exit status {proc.returncode}")
         lines = proc.stdout.strip().splitlines()
