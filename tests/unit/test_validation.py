@@ -581,7 +581,7 @@ def test_env_value_and_value_from() -> None:
 
 
 def test_env_last_failure_wins() -> None:
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "LD_PRELOAD", "value": "x"},
         {"name": "", "value": "x"},
     ]
