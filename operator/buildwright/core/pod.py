@@ -52,6 +52,7 @@ from buildwright.core.substitute import (
     substitute_list,
     substitute_string,
 )
+from buildwright.core.validation import DEFAULT_FORBIDDEN_ENV_NAMES
 
 # --- names and paths shared with the steps, the status code and the kubelet stand-in -------
 STEP_PREFIX = "step-"
@@ -102,24 +103,7 @@ DEFAULT_LOCAL_SOURCE_TIMEOUT = "60s"
 SHIPWRIGHT_STEP_UID = 1000
 SHIPWRIGHT_STEP_GID = 1000
 
-FORBIDDEN_ENV_VAR_NAMES: tuple[str, ...] = (
-    "LD_*",
-    "BASH_FUNC_*",
-    "LD_PRELOAD",
-    "LD_LIBRARY_PATH",
-    "LD_AUDIT",
-    "LD_DEBUG",
-    "LD_PROFILE",
-    "BASH_ENV",
-    "ENV",
-    "CDPATH",
-    "PYTHONSTARTUP",
-    "PERL5OPT",
-    "PERLLIB",
-    "PERL5LIB",
-    "RUBYOPT",
-    "NODE_OPTIONS",
-)
+FORBIDDEN_ENV_VAR_NAMES: tuple[str, ...] = DEFAULT_FORBIDDEN_ENV_NAMES
 """Env names that change how programs start (spec §7.7); a trailing `*` matches a prefix."""
 
 _EXCLUDED_ANNOTATION_PREFIXES = (
