@@ -264,6 +264,33 @@ def test_docker_archive_becomes_an_oci_image_with_gzip_layers(
     assert "corrected" in run.out
 
 
+def test_docker_archive_with_gzipped_layers_as_kaniko_writes(
+    registry: LocalRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    tar = layer_tar(b"kaniko\n")
+    packed = gzip.compress(tar, mtime=0)
+    directory = tmp_path / "output-image"
+    directory.mkdir()
+    config = config_for([sha256(tar)])
+    with tarfile.open(directory / "image.tar", "w") as archive:
+        for name, data in (("sha256:" + sha256(config).split(":")[1], config),
+                           (sha256(packed).split(":")[1] + ".tar.gz", packed),
+                           ("manifest.json", compact([{
+                               "Config": "sha256:" + sha256(config).split(":")[1],
+                               "RepoTags": None,
+                               "Layers": [sha256(packed).split(":")[1] + ".tar.gz"]}]))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+    run = run_step(capsys, tmp_path, f"{registry.host}/x/kaniko:v", "--push", str(directory))
+
+    assert run.code == 0, run.err
+    _, manifest = manifest_of(registry.host, "x/kaniko", "v")
+    assert [layer["digest"] for layer in manifest["layers"]] == [sha256(packed)]
+    assert manifest["config"]["digest"] == sha256(config)  # diff_ids were right: untouched
+
+
 def test_same_docker_archive_gives_the_same_digest(
     registry: LocalRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -404,6 +431,55 @@ def test_mutation_only_repushes_under_the_same_tag_with_a_new_digest(
     inspected = skopeo_inspect(image)
     if inspected is not None:
         assert inspected["Digest"] == after
+
+
+def test_mutation_only_converts_a_docker_manifest_to_oci(
+    registry: LocalRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    layout = tmp_path / "output-image"
+    oci_layout(layout)
+    pushed = run_step(capsys, tmp_path / "first", f"{registry.host}/x/docker:oci", "--push",
+                      str(layout))
+    assert pushed.code == 0, pushed.err
+    _, oci = manifest_of(registry.host, "x/docker", "oci")
+    docker = compact({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {**oci["config"],
+                   "mediaType": "application/vnd.docker.container.image.v1+json"},
+        "layers": [{**layer, "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip"}
+                   for layer in oci["layers"]],
+    })
+    request = urllib.request.Request(
+        f"http://{registry.host}/v2/x/docker/manifests/v2s2", data=docker, method="PUT",
+        headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+
+    run = run_step(capsys, tmp_path, f"{registry.host}/x/docker:v2s2", "--annotation", "k=v")
+
+    assert run.code == 0, run.err
+    raw, manifest = manifest_of(registry.host, "x/docker", "v2s2")
+    assert run.result("shp-image-digest") == sha256(raw) != sha256(docker)
+    assert manifest["mediaType"] == OCI_MANIFEST
+    assert manifest["config"] == oci["config"]
+    assert manifest["layers"] == oci["layers"]
+    assert manifest["annotations"] == {"k": "v"}
+
+
+def test_mutation_only_without_mutations_reports_the_existing_digest(
+    registry: LocalRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    layout = tmp_path / "output-image"
+    digest = oci_layout(layout)
+    image = f"{registry.host}/x/same:latest"
+    assert run_step(capsys, tmp_path / "first", image, "--push", str(layout)).code == 0
+
+    run = run_step(capsys, tmp_path, image)
+
+    assert run.code == 0, run.err
+    assert run.result("shp-image-digest") == digest
+    assert "pushed 0 blob(s)" in run.out
 
 
 def test_mutation_only_of_a_missing_image_fails_clearly(
