@@ -502,7 +502,7 @@ def load_tarball(path: Path, scratch: Path) -> Loaded:
         if "index.json" in names:
             target = scratch / "oci-archive"
             target.mkdir()
-            archive.extractall(target, members=list(_safe_members(archive)))
+            archive.extractall(target, members=list(_safe_members(archive)), filter="data")
             loaded = load_oci_layout(target)
             loaded.kind = "OCI archive tarball"
             return loaded
