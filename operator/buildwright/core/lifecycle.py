@@ -1,0 +1,114 @@
+"""Decisions about a BuildRun's life that do not come from the Pod's own state (spec §7.4,
+§7.5, §7.10): the run's deadline, cancellation, a vanished Pod, and failures the controller
+decides itself before or instead of running a Pod.
+
+Every function returns a :class:`~buildwright.core.status.StatusUpdate`, so the shell writes
+all outcomes the same way (`status_patch`, then a merge patch of `status`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from buildwright.api.v1beta1 import BuildRun
+from buildwright.core import reasons
+from buildwright.core.reasons import Failure
+from buildwright.core.status import (
+    MSG_CANCELED_BEFORE_START,
+    StatusUpdate,
+    as_utc,
+    elapsed_seconds,
+    make_condition,
+    missing_pod_update,
+    parse_time,
+    rfc3339,
+    status_from_pod,
+    timeout_message,
+)
+from buildwright.core.status import effective_timeout_seconds as declared_timeout_seconds
+
+
+def pod_missing_status(buildrun: BuildRun, pod_name: str, now: datetime) -> StatusUpdate:
+    """The build Pod was deleted before the run completed: False/`TaskRunIsMissing`
+    (`taskRun <pod> doesn't exist`), or the cancellation when the run was canceled."""
+    return missing_pod_update(buildrun, pod_name, now)
+
+
+def canceled_status(
+    buildrun: BuildRun, pod: dict[str, Any] | None, now: datetime
+) -> StatusUpdate:
+    """The status of a BuildRun with `spec.state: BuildRunCanceled`.
+
+    No Pod yet: False `the BuildRun is marked canceled.`. A Pod still pending or running:
+    False `The BuildRun and underlying TaskRun were canceled successfully.` with `stop_pod`
+    (the shell deletes it). A Pod that finished on its own keeps its outcome; a success says
+    the cancel request came too late.
+    """
+    if pod is None:
+        return StatusUpdate(
+            condition=make_condition(
+                buildrun, "False", reasons.BUILDRUN_CANCELED, MSG_CANCELED_BEFORE_START, now
+            ),
+            completion_time=rfc3339(now),
+        )
+    return status_from_pod(buildrun, pod, now)
+
+
+def timeout_deadline(
+    buildrun: BuildRun, effective_timeout_seconds: float | None = None
+) -> datetime | None:
+    """When the run must be over: creationTimestamp + the effective timeout (§7.4).
+
+    Measured from the BuildRun's creation, not the Pod's start, so a Pod that never gets
+    scheduled still times out (its activeDeadlineSeconds only counts from its start).
+    `effective_timeout_seconds` None means: BuildRun `timeout` ?? the Build's (embedded spec,
+    else the `status.buildSpec` snapshot). None when there is no timeout.
+    """
+    seconds = effective_timeout_seconds
+    if seconds is None:
+        seconds = declared_timeout_seconds(buildrun)
+    created = parse_time(buildrun.metadata.get("creationTimestamp"))
+    if seconds is None or created is None:
+        return None
+    return created + timedelta(seconds=seconds)
+
+
+def timed_out(
+    buildrun: BuildRun, now: datetime, effective_timeout_seconds: float | None = None
+) -> bool:
+    """Whether the run's deadline has passed (a completed run never times out)."""
+    if buildrun.status is not None and buildrun.status.completion_time:
+        return False
+    deadline = timeout_deadline(buildrun, effective_timeout_seconds)
+    return deadline is not None and as_utc(now) >= deadline
+
+
+def timeout_status(
+    buildrun: BuildRun, now: datetime, effective_timeout_seconds: float | None = None
+) -> StatusUpdate:
+    """False/`BuildRunTimeout` `BuildRun <name> failed to finish within <d>`; `stop_pod`."""
+    seconds = effective_timeout_seconds
+    if seconds is None:
+        seconds = declared_timeout_seconds(buildrun)
+    if seconds is None:
+        # Only reachable when a caller decided on a timeout this BuildRun does not declare:
+        # report the time the run actually had.
+        seconds = float(int(elapsed_seconds(buildrun, now) or 0))
+    return StatusUpdate(
+        condition=make_condition(
+            buildrun, "False", reasons.BUILDRUN_TIMEOUT, timeout_message(buildrun, seconds), now
+        ),
+        completion_time=rfc3339(now),
+        stop_pod=True,
+    )
+
+
+def failure_status(failure: Failure, now: datetime) -> StatusUpdate:
+    """A terminal failure the controller decided (validation, missing objects, generation):
+    condition False with the failure's reason and message, completionTime now."""
+    return StatusUpdate(
+        condition=make_condition(None, "False", failure.reason, failure.message, now),
+        completion_time=rfc3339(now),
+    )
+
