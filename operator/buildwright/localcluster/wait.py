@@ -14,12 +14,14 @@ def wait_until(
     timeout: float = 30.0,
     interval: float = 0.05,
     description: str = "condition",
+    retry_on: tuple[type[Exception], ...] = (Exception,),
 ) -> T:
     """Call `predicate` until it returns a truthy value and return that value.
 
     Raises TimeoutError naming `description` (and the last exception the predicate raised,
     if any) when `timeout` seconds pass first. Exceptions from the predicate count as "not
-    yet": an API object that does not exist yet is the usual reason to poll.
+    yet" when they are instances of `retry_on` (an API object that does not exist yet is the
+    usual reason to poll); narrow it to let programming errors surface at once.
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
