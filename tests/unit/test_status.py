@@ -626,6 +626,9 @@ def test_vulnerabilities_found() -> None:
     assert update.failure_details is not None
     assert update.failure_details.location is not None
     assert update.failure_details.location.container == "step-image-processing"
+    assert update.output is not None and update.output.to_wire() == {
+        "vulnerabilities": [{"id": "CVE-2024-9", "severity": "critical"}]
+    }
 
 
 def test_image_processing_failing_with_another_code_is_failed() -> None:

@@ -76,6 +76,7 @@ _RESULT_SIZE = "shp-image-size"
 _RESULT_VULNERABILITIES = "shp-image-vulnerabilities"
 _RESULT_ERROR_REASON = "shp-error-reason"
 _RESULT_ERROR_MESSAGE = "shp-error-message"
+_ERROR_RESULTS = frozenset({_RESULT_ERROR_REASON, _RESULT_ERROR_MESSAGE})
 _RESULT_COMMIT_SHA = "shp-source-default-commit-sha"
 _RESULT_COMMIT_AUTHOR = "shp-source-default-commit-author"
 _RESULT_BRANCH_NAME = "shp-source-default-branch-name"
@@ -308,14 +309,17 @@ def _json_results(text: str) -> dict[str, str] | None:
 
 def _results(steps: list[_Step]) -> dict[str, str]:
     """All results reported through termination messages; later containers win, so
-    `step-results` (the last one) has the final word."""
+    `step-results` (the last one) has the final word. A failed step's results count too
+    (image-processing reports the vulnerabilities it failed on), except its error details,
+    which belong to failureDetails."""
     results: dict[str, str] = {}
     for step in steps:
-        if step.terminated is None or step.failed:
+        if step.terminated is None:
             continue
-        parsed = _json_results(step.termination_message)
-        if parsed:
-            results.update(parsed)
+        parsed = _json_results(step.termination_message) or {}
+        results.update(
+            (key, value) for key, value in parsed.items() if key not in _ERROR_RESULTS
+        )
     return results
 
 
