@@ -1,0 +1,81 @@
+"""The `buildwright` command: run the operator (against a cluster or a local control plane)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+LOCAL_KUBECONFIG = Path(".local/kubeconfig")
+
+
+def _has_cluster_credentials() -> bool:
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return True
+    configured = os.environ.get("KUBECONFIG")
+    if configured:
+        return any(Path(p).exists() for p in configured.split(os.pathsep) if p)
+    return (Path.home() / ".kube" / "config").exists()
+
+
+def _start_local_cluster() -> None:
+    """No cluster given: start (or reuse) the local control plane and point at it."""
+    from buildwright.localcluster import __main__ as localcluster
+
+    code = localcluster.main(["up", "--kubeconfig", str(LOCAL_KUBECONFIG)])
+    if code != 0:
+        raise SystemExit(code)
+    os.environ["KUBECONFIG"] = str(LOCAL_KUBECONFIG.resolve())
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from buildwright import main as operator_main
+
+    if args.local or not _has_cluster_credentials():
+        _start_local_cluster()
+    operator_main.load_handlers()
+    namespaces = args.namespace or []
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=True,
+            liveness_endpoint=args.liveness,
+        )
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="buildwright", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run the operator in the foreground")
+    run_parser.add_argument(
+        "--namespace", action="append", help="watch only this namespace (repeatable)"
+    )
+    run_parser.add_argument(
+        "--local",
+        action="store_true",
+        help="start the local control plane and run against it (default without a kubeconfig)",
+    )
+    run_parser.add_argument(
+        "--liveness", default=None, help="serve kopf's probes, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run_parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,517 @@
+"""BuildRun reconciliation (spec §7.1): from a new BuildRun to its Pod, and from the Pod back
+to the BuildRun's status. Every step is a read, a call into the pure core, and a write; the
+whole function is safe to run any number of times for the same BuildRun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import kopf
+import pydantic
+
+from buildwright import kube
+from buildwright.api.v1beta1 import Build, BuildRun, BuildSpec
+from buildwright.core import lifecycle, pod, reasons, resolve, retention, status, validation
+from buildwright.core.reasons import Failure
+from buildwright.handlers import common
+from buildwright.handlers.context import Context, current
+
+logger = logging.getLogger("buildwright")
+
+GENERATE_SA = ".generate"
+RETRY_AFTER_API_ERROR = timedelta(seconds=5)
+_background: set[asyncio.Task[None]] = set()
+
+
+@kopf.on.event("shipwright.io", "v1beta1", "buildruns")
+async def buildrun_event(type: str, body: kopf.Body, **_: Any) -> None:
+    ctx = current()
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    if type == "DELETED":
+        ctx.buildruns.drop(namespace, name)
+        ctx.build_waiters.forget((namespace, name))
+        ctx.scheduler.cancel((namespace, name), "timeout")
+        ctx.scheduler.cancel((namespace, name), "ttl")
+        ctx.forget_lock((namespace, name))
+        return
+    ctx.buildruns.put(dict(body))
+    await reconcile(ctx, namespace, name)
+
+
+def reconcile_later(ctx: Context, namespace: str, name: str) -> None:
+    """Reconcile in the background (fan-out from another object's event)."""
+    task = asyncio.create_task(reconcile(ctx, namespace, name))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def reconcile(ctx: Context, namespace: str, name: str) -> None:
+    async with ctx.lock((namespace, name)):
+        body = ctx.buildruns.get(namespace, name)
+        if body is None:
+            return
+        try:
+            await _reconcile(ctx, body)
+        except kube.ApiError as error:
+            logger.warning("BuildRun %s/%s: API error %s; retrying", namespace, name, error)
+            ctx.scheduler.at(
+                (namespace, name),
+                "retry",
+                common.now() + RETRY_AFTER_API_ERROR,
+                lambda: reconcile(ctx, namespace, name),
+            )
+
+
+async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    try:
+        buildrun = BuildRun.model_validate(body)
+    except pydantic.ValidationError as error:
+        logger.error("BuildRun %s/%s does not match the schema: %s", namespace, name, error)
+        return
+    run_status = buildrun.status
+    if run_status is not None and run_status.completion_time:
+        await after_completion(ctx, buildrun)
+        return
+    if run_status is not None and run_status.executor is not None:
+        await follow_pod(ctx, buildrun, run_status.executor.name)
+        return
+    await start(ctx, buildrun)
+
+
+# --- a BuildRun without a Pod ----------------------------------------------------------------
+
+
+async def start(ctx: Context, buildrun: BuildRun) -> None:
+    meta = buildrun.metadata
+    namespace, name = meta["namespace"], meta["name"]
+
+    failure = validation.validate_buildrun_request(buildrun, forbidden_env=ctx.config.forbidden_env)
+    if failure is not None:
+        await fail(ctx, buildrun, failure)
+        return
+
+    build_name = buildrun.spec.build.name
+    build_body: dict[str, Any] | None = None
+    if build_name:
+        build_body = await common.cached_get(ctx, ctx.builds, kube.BUILDS, namespace, build_name)
+        if build_body is None:
+            ctx.build_waiters.link((namespace, name), {(namespace, build_name)})
+            await fail(
+                ctx,
+                buildrun,
+                Failure(reasons.BUILD_NOT_FOUND, f'build.shipwright.io "{build_name}" not found'),
+            )
+            return
+        build = Build.model_validate(build_body)
+        registered = (build.status.registered if build.status else None) or ""
+        if not registered:
+            # Not validated yet: the Build's own event will wake this BuildRun up.
+            ctx.build_waiters.link((namespace, name), {(namespace, build_name)})
+            return
+        ctx.build_waiters.forget((namespace, name))
+        if registered != "True":
+            assert build.status is not None
+            await fail(
+                ctx,
+                buildrun,
+                Failure(
+                    reasons.BUILD_REGISTRATION_FAILED,
+                    "the Build is not registered correctly, build: "
+                    f"{build_name}, registered status: {registered}, reason: {build.status.reason}",
+                ),
+            )
+            return
+        build_spec = build.spec
+    else:
+        assert buildrun.spec.build.spec is not None
+        build_spec = buildrun.spec.build.spec
+
+    if buildrun.spec.state == "BuildRunCanceled":
+        await fail(
+            ctx, buildrun, Failure(reasons.BUILDRUN_CANCELED, "the BuildRun is marked canceled.")
+        )
+        return
+
+    strategy_kind = build_spec.strategy.kind or common.BUILD_STRATEGY
+    if strategy_kind not in (common.BUILD_STRATEGY, common.CLUSTER_BUILD_STRATEGY):
+        await fail(
+            ctx,
+            buildrun,
+            Failure(reasons.UNKNOWN_STRATEGY_KIND, f"unknown strategy {strategy_kind}"),
+        )
+        return
+    strategy_body = await common.get_strategy(
+        ctx, strategy_kind, namespace, build_spec.strategy.name
+    )
+
+    if not build_name:
+        secrets = validation.referenced_secrets(build_spec)
+        facts = validation.BuildFacts(
+            existing_secrets=await common.existing_secrets(ctx, namespace, secrets),
+            strategy=validation.parse_strategy(strategy_body) if strategy_body else None,
+            repository_probe=None,
+            forbidden_env=ctx.config.forbidden_env,
+        )
+        failure = validation.validate_embedded_build(build_spec, facts, namespace=namespace)
+        if failure is not None:
+            await fail(ctx, buildrun, failure)
+            return
+
+    if strategy_body is None:
+        if strategy_kind == common.CLUSTER_BUILD_STRATEGY:
+            message = f'clusterbuildstrategies.shipwright.io "{build_spec.strategy.name}" not found'
+            reason = reasons.CLUSTER_BUILD_STRATEGY_NOT_FOUND
+        else:
+            message = f'buildstrategies.shipwright.io "{build_spec.strategy.name}" not found'
+            reason = reasons.BUILD_STRATEGY_NOT_FOUND
+        await fail(ctx, buildrun, Failure(reason, message))
+        return
+    strategy = validation.parse_strategy(strategy_body)
+
+    if build_name and build_body is not None:
+        await label_buildrun(ctx, buildrun, build_body)
+
+    service_account, docker_secret = await prepare_service_account(ctx, buildrun, build_spec)
+    if isinstance(service_account, Failure):
+        await fail(ctx, buildrun, service_account)
+        return
+
+    failure = validation.merged_parameter_failure(strategy, build_spec, buildrun.spec) or (
+        validation.validate_buildrun_overrides(buildrun.spec, strategy)
+    )
+    if failure is not None:
+        await fail(ctx, buildrun, failure)
+        return
+
+    effective = resolve.effective_build_spec(build_spec, buildrun.spec)
+    build_meta = (build_body or {}).get("metadata", {})
+    manifest = pod.render_pod(
+        pod.PodInputs(
+            buildrun=buildrun,
+            build_name=build_name,
+            build_generation=build_meta.get("generation"),
+            build_spec=build_spec,
+            strategy=strategy,
+            service_account_name=service_account,
+            docker_config_secret=docker_secret,
+            step_image=ctx.config.step_image,
+            forbidden_env_names=ctx.config.forbidden_env or pod.FORBIDDEN_ENV_VAR_NAMES,
+        )
+    )
+    if isinstance(manifest, Failure):
+        await fail(ctx, buildrun, manifest)
+        return
+
+    missing = await missing_volume_sources(ctx, namespace, manifest)
+    if missing is not None:
+        await fail(ctx, buildrun, missing)
+        return
+
+    pod_name = manifest["metadata"]["name"]
+    # The snapshot and the executor are written before the Pod exists: should we crash right
+    # after, the next reconcile finds the executor and follows (or recreates) the Pod.
+    patch = {
+        "status": {
+            "buildSpec": effective.to_wire(),
+            "executor": {"name": pod_name, "kind": "Pod"},
+            "taskRunName": pod_name,
+        }
+    }
+    updated = await ctx.kube.merge_patch(kube.BUILDRUNS, namespace, name, patch, status=True)
+    ctx.buildruns.put(updated)
+    await create_pod(ctx, namespace, manifest)
+    schedule_timeout(ctx, BuildRun.model_validate(updated))
+    await common.post_event(ctx, updated, "PodCreated", f"created build pod {pod_name}")
+
+
+async def create_pod(ctx: Context, namespace: str, manifest: dict[str, Any]) -> None:
+    """Create the build Pod; one that already exists (same deterministic name) is ours."""
+    try:
+        created = await ctx.kube.create(kube.PODS, namespace, manifest)
+        ctx.pods.put(created)
+    except kube.ApiError as error:
+        if not error.conflict:
+            raise
+
+
+async def label_buildrun(ctx: Context, buildrun: BuildRun, build_body: dict[str, Any]) -> None:
+    """Label the BuildRun with its Build (retention limits list by it) and, with
+    `atBuildDeletion`, make the Build its owner."""
+    from buildwright.handlers.builds import ownership_patch
+
+    meta = buildrun.metadata
+    build_meta = build_body["metadata"]
+    labels = meta.get("labels") or {}
+    wanted = {
+        "build.shipwright.io/name": build_meta["name"],
+        "build.shipwright.io/generation": str(build_meta.get("generation", "")),
+    }
+    patch: dict[str, Any] = {}
+    if any(labels.get(k) != v for k, v in wanted.items()):
+        patch = {"metadata": {"labels": wanted}}
+    build = Build.model_validate(build_body)
+    want_owner = bool(build.spec.retention and build.spec.retention.at_build_deletion)
+    owner_patch = (
+        ownership_patch({"metadata": meta}, build_meta, want_owner) if "uid" in build_meta else None
+    )
+    if owner_patch:
+        patch.setdefault("metadata", {}).update(owner_patch["metadata"])
+    if patch:
+        updated = await ctx.kube.merge_patch(kube.BUILDRUNS, meta["namespace"], meta["name"], patch)
+        ctx.buildruns.put(updated)
+
+
+async def prepare_service_account(
+    ctx: Context, buildrun: BuildRun, build_spec: BuildSpec
+) -> tuple[str | Failure, str | None]:
+    """The service account of the Pod (spec §7.8) and the docker-config Secret to mount."""
+    meta = buildrun.metadata
+    namespace = meta["namespace"]
+    output = buildrun.spec.output
+    push_secret = (output.push_secret if output and output.push_secret else None) or (
+        build_spec.output.push_secret
+    )
+    requested = buildrun.spec.service_account
+    if requested == GENERATE_SA:
+        account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, meta["name"])
+        if account is None:
+            account = {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {
+                    "name": meta["name"],
+                    "namespace": namespace,
+                    "labels": {"buildrun.shipwright.io/name": meta["name"]},
+                    "ownerReferences": [owner_reference(buildrun)],
+                },
+                "automountServiceAccountToken": False,
+                "secrets": [{"name": push_secret}] if push_secret else [],
+            }
+            try:
+                account = await ctx.kube.create(kube.SERVICEACCOUNTS, namespace, account)
+            except kube.ApiError as error:
+                if not error.conflict:
+                    raise
+        return meta["name"], push_secret or await first_docker_secret(ctx, namespace, account)
+    if requested:
+        account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, requested)
+        if account is None:
+            return Failure(
+                reasons.SERVICE_ACCOUNT_NOT_FOUND, f"service account {requested} not found"
+            ), None
+    else:
+        account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, "pipeline")
+        if account is None:
+            account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, "default")
+        if account is None:
+            # Neither exists yet (a brand-new namespace): upstream retries; so do we.
+            raise kube.ApiError(
+                404, "NotFound", "neither service account pipeline nor default exists"
+            )
+    if push_secret and not any(s.get("name") == push_secret for s in account.get("secrets") or []):
+        secrets = [*(account.get("secrets") or []), {"name": push_secret}]
+        await ctx.kube.merge_patch(
+            kube.SERVICEACCOUNTS, namespace, account["metadata"]["name"], {"secrets": secrets}
+        )
+    docker_secret = push_secret or await first_docker_secret(ctx, namespace, account)
+    return account["metadata"]["name"], docker_secret
+
+
+async def first_docker_secret(ctx: Context, namespace: str, account: dict[str, Any]) -> str | None:
+    """The first kubernetes.io/dockerconfigjson Secret linked to the service account."""
+    for ref in [*(account.get("secrets") or []), *(account.get("imagePullSecrets") or [])]:
+        secret = await ctx.kube.get(kube.SECRETS, namespace, ref.get("name", ""))
+        if secret is not None and secret.get("type") == "kubernetes.io/dockerconfigjson":
+            return str(ref["name"])
+    return None
+
+
+async def missing_volume_sources(
+    ctx: Context, namespace: str, manifest: dict[str, Any]
+) -> Failure | None:
+    """VolumeDoesNotExist when a Secret or ConfigMap the Pod mounts is missing (spec §7.1.13).
+    The docker-config and clone/push secret volumes were checked by Build validation."""
+    for volume in manifest["spec"].get("volumes", []):
+        refs: list[tuple[kube.Resource, str, bool]] = []
+        if "secret" in volume:
+            refs.append(
+                (
+                    kube.SECRETS,
+                    volume["secret"].get("secretName", ""),
+                    volume["secret"].get("optional", False),
+                )
+            )
+        if "configMap" in volume:
+            refs.append(
+                (
+                    kube.CONFIGMAPS,
+                    volume["configMap"].get("name", ""),
+                    volume["configMap"].get("optional", False),
+                )
+            )
+        for source in (volume.get("projected") or {}).get("sources", []):
+            if "secret" in source:
+                refs.append(
+                    (
+                        kube.SECRETS,
+                        source["secret"].get("name", ""),
+                        source["secret"].get("optional", False),
+                    )
+                )
+            if "configMap" in source:
+                refs.append(
+                    (
+                        kube.CONFIGMAPS,
+                        source["configMap"].get("name", ""),
+                        source["configMap"].get("optional", False),
+                    )
+                )
+        for resource, ref_name, optional in refs:
+            if optional or await ctx.kube.get(resource, namespace, ref_name) is not None:
+                continue
+            kind = "secrets" if resource is kube.SECRETS else "configmaps"
+            return Failure(reasons.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
+    return None
+
+
+def owner_reference(buildrun: BuildRun) -> dict[str, Any]:
+    return {
+        "apiVersion": kube.GROUP_VERSION,
+        "kind": "BuildRun",
+        "name": buildrun.metadata["name"],
+        "uid": buildrun.metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+async def fail(ctx: Context, buildrun: BuildRun, failure: Failure) -> None:
+    """End the BuildRun: condition False with the reason, completionTime now."""
+    meta = buildrun.metadata
+    current_status = buildrun.status.to_wire() if buildrun.status else {}
+    patch = status.status_patch(current_status, lifecycle.failure_status(failure, common.now()))
+    if patch is None:
+        return
+    updated = await ctx.kube.merge_patch(
+        kube.BUILDRUNS, meta["namespace"], meta["name"], {"status": patch}, status=True
+    )
+    ctx.buildruns.put(updated)
+    logger.info(
+        "BuildRun %s/%s failed: %s: %s",
+        meta["namespace"],
+        meta["name"],
+        failure.reason,
+        failure.message,
+    )
+    await common.post_event(ctx, updated, failure.reason, failure.message, warning=True)
+    await after_completion(ctx, BuildRun.model_validate(updated))
+
+
+# --- a BuildRun with a Pod -------------------------------------------------------------------
+
+
+def schedule_timeout(ctx: Context, buildrun: BuildRun) -> None:
+    """Reconcile again at the timeout, which the operator enforces itself: a Pod's
+    activeDeadlineSeconds only starts counting once the Pod has started."""
+    deadline = lifecycle.timeout_deadline(buildrun)
+    if deadline is None:
+        return
+    meta = buildrun.metadata
+    key = (meta["namespace"], meta["name"])
+    ctx.scheduler.at(key, "timeout", deadline, lambda: reconcile(ctx, *key))
+
+
+async def follow_pod(ctx: Context, buildrun: BuildRun, pod_name: str) -> None:
+    """Derive the BuildRun's status from its Pod; stop the Pod when the core says so
+    (cancellation, the operator-enforced timeout, an unrecoverable config error)."""
+    meta = buildrun.metadata
+    namespace = meta["namespace"]
+    build_pod = ctx.pods.get(namespace, pod_name)
+    if build_pod is None:
+        build_pod = await ctx.kube.get(kube.PODS, namespace, pod_name)
+        if build_pod is not None:
+            ctx.pods.put(build_pod)
+    update = status.status_from_pod(buildrun, build_pod, common.now())
+    if update.stop_pod and build_pod is not None and not pod_finished(build_pod):
+        await ctx.kube.delete(kube.PODS, namespace, pod_name)
+    if not update.terminal:
+        schedule_timeout(ctx, buildrun)
+    await write_status(ctx, buildrun, update)
+
+
+def pod_finished(build_pod: dict[str, Any]) -> bool:
+    return (build_pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+async def write_status(ctx: Context, buildrun: BuildRun, update: Any) -> None:
+    meta = buildrun.metadata
+    current_status = buildrun.status.to_wire() if buildrun.status else {}
+    patch = status.status_patch(current_status, update)
+    if patch is None:
+        return
+    updated = await ctx.kube.merge_patch(
+        kube.BUILDRUNS, meta["namespace"], meta["name"], {"status": patch}, status=True
+    )
+    ctx.buildruns.put(updated)
+    new = BuildRun.model_validate(updated)
+    before = _condition(buildrun)
+    after = _condition(new)
+    if after is not None and (
+        before is None or (before.status, before.reason) != (after.status, after.reason)
+    ):
+        await common.post_event(
+            ctx, updated, after.reason, after.message, warning=after.status == "False"
+        )
+    if new.status is not None and new.status.completion_time:
+        await after_completion(ctx, new)
+
+
+def _condition(buildrun: BuildRun) -> Any:
+    for condition in (buildrun.status.conditions if buildrun.status else None) or []:
+        if condition.type == "Succeeded":
+            return condition
+    return None
+
+
+# --- after completion ------------------------------------------------------------------------
+
+
+async def after_completion(ctx: Context, buildrun: BuildRun) -> None:
+    """Clean up what the run created and apply retention (TTL and limits)."""
+    meta = buildrun.metadata
+    namespace, name = meta["namespace"], meta["name"]
+    ctx.scheduler.cancel((namespace, name), "timeout")
+    if buildrun.spec.service_account == GENERATE_SA:
+        await ctx.kube.delete(kube.SERVICEACCOUNTS, namespace, name)
+    expiry = retention.ttl_expiry(buildrun)
+    if expiry is not None:
+        if common.now() >= expiry:
+            await ctx.kube.delete(kube.BUILDRUNS, namespace, name)
+            return
+        ctx.scheduler.at((namespace, name), "ttl", expiry, lambda: reconcile(ctx, namespace, name))
+    build_name = buildrun.spec.build.name
+    if build_name:
+        await enforce_limits(ctx, namespace, build_name)
+
+
+async def enforce_limits(ctx: Context, namespace: str, build_name: str) -> None:
+    build_body = ctx.builds.get(namespace, build_name)
+    if build_body is None:
+        return
+    build = Build.model_validate(build_body)
+    limits = build.spec.retention
+    if limits is None or (limits.succeeded_limit is None and limits.failed_limit is None):
+        return
+    runs = [
+        BuildRun.model_validate(b)
+        for b in ctx.buildruns.in_namespace(namespace)
+        if (b["metadata"].get("labels") or {}).get("build.shipwright.io/name") == build_name
+    ]
+    for victim in retention.runs_to_delete(runs, limits.succeeded_limit, limits.failed_limit):
+        await ctx.kube.delete(kube.BUILDRUNS, namespace, victim)

@@ -1,0 +1,165 @@
+"""Build registration: validate each Build and write status.registered/reason/message.
+
+Re-checked on every Build event, and (an improvement over upstream, which only reacts to
+generation changes and Secret events) also when a referenced strategy appears or changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+import kopf
+import pydantic
+
+from buildwright import kube
+from buildwright.api.v1beta1 import Build
+from buildwright.core import reasons, validation
+from buildwright.handlers import common
+from buildwright.handlers.context import Context, current
+
+logger = logging.getLogger("buildwright")
+
+
+@kopf.on.event("shipwright.io", "v1beta1", "builds")
+async def build_event(type: str, body: kopf.Body, **_: Any) -> None:
+    ctx = current()
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    if type == "DELETED":
+        ctx.builds.drop(namespace, name)
+        ctx.secret_dependents.forget((namespace, name))
+        ctx.strategy_dependents.forget((namespace, name))
+        return
+    ctx.builds.put(dict(body))
+    await register(ctx, namespace, name)
+    # BuildRuns that waited for this Build to be validated can go on now.
+    from buildwright.handlers.buildruns import reconcile_later
+
+    for waiter in ctx.build_waiters.of((namespace, name)):
+        reconcile_later(ctx, *waiter)
+
+
+async def probe_repository(url: str) -> str | None:
+    """Anonymous reachability check of an http(s) Git URL (smart-HTTP ref advertisement)."""
+    probe = url.rstrip("/") + "/info/refs?service=git-upload-pack"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+            session.get(probe, allow_redirects=True) as response,
+        ):
+            if response.status in (401, 403, 404):
+                return validation.PROBE_AUTH_REQUIRED
+            if response.status >= 400:
+                return f"remote answered HTTP {response.status}"
+            return None
+    except (aiohttp.ClientError, TimeoutError) as error:
+        return str(error) or type(error).__name__
+
+
+async def register(ctx: Context, namespace: str, name: str) -> None:
+    body = ctx.builds.get(namespace, name)
+    if body is None:
+        return
+    try:
+        build = Build.model_validate(body)
+    except pydantic.ValidationError as error:
+        logger.error("Build %s/%s does not match the schema: %s", namespace, name, error)
+        return
+
+    secrets = validation.referenced_secrets(build.spec)
+    ctx.secret_dependents.link((namespace, name), {(namespace, s) for s in secrets})
+    strategy_kind = build.spec.strategy.kind or common.BUILD_STRATEGY
+    strategy_ns = "" if strategy_kind == common.CLUSTER_BUILD_STRATEGY else namespace
+    ctx.strategy_dependents.link(
+        (namespace, name), {(f"{strategy_kind}/{strategy_ns}", build.spec.strategy.name)}
+    )
+
+    strategy_body = None
+    if strategy_kind in (common.BUILD_STRATEGY, common.CLUSTER_BUILD_STRATEGY):
+        strategy_body = await common.get_strategy(
+            ctx, strategy_kind, namespace, build.spec.strategy.name
+        )
+    probe_url = validation.repository_to_probe(build)
+    probe = await probe_repository(probe_url) if probe_url else None
+
+    facts = validation.BuildFacts(
+        existing_secrets=await common.existing_secrets(ctx, namespace, secrets),
+        strategy=validation.parse_strategy(strategy_body) if strategy_body else None,
+        repository_probe=probe,
+        forbidden_env=ctx.config.forbidden_env,
+    )
+    outcome = validation.validate_build(build, facts)
+    await sync_buildrun_owners(ctx, build)
+
+    status = {
+        "registered": "True" if outcome.registered else "False",
+        "reason": outcome.reason,
+        "message": outcome.message,
+    }
+    current_status = body.get("status") or {}
+    if all(current_status.get(k) == v for k, v in status.items()):
+        return
+    updated = await ctx.kube.merge_patch(
+        kube.BUILDS, namespace, name, {"status": status}, status=True
+    )
+    ctx.builds.put(updated)
+    if outcome.reason != reasons.SUCCEEDED:
+        await common.post_event(ctx, updated, outcome.reason, outcome.message, warning=True)
+    logger.info(
+        "Build %s/%s registered=%s reason=%s", namespace, name, status["registered"], outcome.reason
+    )
+
+
+async def sync_buildrun_owners(ctx: Context, build: Build) -> None:
+    """`retention.atBuildDeletion`: make the Build the controller owner of its BuildRuns
+    (garbage-collected with it), or remove that ownership when switched off."""
+    meta = build.metadata
+    want = bool(build.spec.retention and build.spec.retention.at_build_deletion)
+    runs = await ctx.kube.list_objects(
+        kube.BUILDRUNS, meta["namespace"], f"build.shipwright.io/name={meta['name']}"
+    )
+    for run in runs:
+        patch = ownership_patch(run, meta, want)
+        if patch is not None:
+            updated = await ctx.kube.merge_patch(
+                kube.BUILDRUNS, meta["namespace"], run["metadata"]["name"], patch
+            )
+            ctx.buildruns.put(updated)
+
+
+def build_owner_reference(build_meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": kube.GROUP_VERSION,
+        "kind": "Build",
+        "name": build_meta["name"],
+        "uid": build_meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def ownership_patch(
+    run: dict[str, Any], build_meta: dict[str, Any], want: bool
+) -> dict[str, Any] | None:
+    """The merge patch that adds or removes the Build ownerReference, or None if it's right."""
+    owners = list(run["metadata"].get("ownerReferences") or [])
+    has = any(o.get("kind") == "Build" and o.get("uid") == build_meta.get("uid") for o in owners)
+    if want == has:
+        return None
+    if want:
+        if any(o.get("controller") for o in owners):
+            return None  # another controller owns it already; don't fight over it
+        owners.append(build_owner_reference(build_meta))
+    else:
+        owners = [
+            o
+            for o in owners
+            if not (o.get("kind") == "Build" and o.get("uid") == build_meta.get("uid"))
+        ]
+    return {
+        "metadata": {
+            "ownerReferences": owners,
+            "resourceVersion": run["metadata"]["resourceVersion"],
+        }
+    }

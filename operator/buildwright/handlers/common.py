@@ -1,0 +1,85 @@
+"""Reads shared by the Build and BuildRun handlers: cache first, API to confirm a miss."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from buildwright import kube
+from buildwright.handlers.context import Context
+from buildwright.state import Store
+
+logger = logging.getLogger("buildwright")
+
+BUILD_STRATEGY = "BuildStrategy"
+CLUSTER_BUILD_STRATEGY = "ClusterBuildStrategy"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def cached_get(
+    ctx: Context, store: Store, resource: kube.Resource, namespace: str, name: str
+) -> dict[str, Any] | None:
+    body = store.get(namespace, name)
+    if body is not None:
+        return body
+    body = await ctx.kube.get(resource, namespace or None, name)
+    if body is not None:
+        store.put(body)
+    return body
+
+
+async def get_strategy(ctx: Context, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    if kind == CLUSTER_BUILD_STRATEGY:
+        return await cached_get(ctx, ctx.cluster_strategies, kube.CLUSTERBUILDSTRATEGIES, "", name)
+    return await cached_get(ctx, ctx.strategies, kube.BUILDSTRATEGIES, namespace, name)
+
+
+async def existing_secrets(ctx: Context, namespace: str, names: set[str]) -> frozenset[str]:
+    """Which of these Secrets exist (metadata only is needed; nothing of them is logged)."""
+    found = set()
+    for name in names:
+        if await ctx.kube.get(kube.SECRETS, namespace, name) is not None:
+            found.add(name)
+    return frozenset(found)
+
+
+async def post_event(
+    ctx: Context, body: dict[str, Any], reason: str, message: str, *, warning: bool = False
+) -> None:
+    """A Kubernetes Event on the object, so `kubectl describe` tells its story."""
+    meta = body["metadata"]
+    stamp = rfc3339(now())
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": body.get("apiVersion", kube.GROUP_VERSION),
+            "kind": body.get("kind"),
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "reason": reason,
+        "message": message[:1024],
+        "type": "Warning" if warning else "Normal",
+        "source": {"component": "buildwright"},
+        "reportingComponent": "buildwright",
+        "reportingInstance": "buildwright",
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+    try:
+        await ctx.kube.create(kube.EVENTS, meta["namespace"], event)
+    except kube.ApiError as error:  # an Event is a courtesy; never fail a reconcile for it
+        logger.warning("could not post event %s on %s: %s", reason, meta["name"], error)

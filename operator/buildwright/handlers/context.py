@@ -1,0 +1,78 @@
+"""The operator's process-wide state, created at start-up and shared by the handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from buildwright.kube import Kube
+from buildwright.state import Dependents, Key, Scheduler, Store
+
+DEFAULT_STEP_IMAGE = "ghcr.io/buildwright/buildwright:0.1.0"
+
+
+@dataclass
+class Config:
+    """Settings read from the environment (the Deployment sets them)."""
+
+    step_image: str = DEFAULT_STEP_IMAGE
+    """Image of our in-Pod step programs (git source, image processing, results)."""
+
+    forbidden_env: tuple[str, ...] | None = None
+    """Override of the forbidden environment variable names (`*` suffix = prefix)."""
+
+    @classmethod
+    def from_env(cls) -> Config:
+        forbidden = os.environ.get("FORBIDDEN_ENV_VAR_NAMES")
+        return cls(
+            step_image=os.environ.get("BUILDWRIGHT_STEP_IMAGE", DEFAULT_STEP_IMAGE),
+            forbidden_env=tuple(n.strip() for n in forbidden.split(",") if n.strip())
+            if forbidden
+            else None,
+        )
+
+
+@dataclass
+class Context:
+    """Everything the handlers share: the API client, what was seen, and the timers."""
+
+    kube: Kube
+    config: Config
+    builds: Store = field(default_factory=Store)
+    buildruns: Store = field(default_factory=Store)
+    strategies: Store = field(default_factory=Store)
+    cluster_strategies: Store = field(default_factory=Store)
+    pods: Store = field(default_factory=Store)
+    # Secret (ns, name) → Builds referencing it; Build/strategy → BuildRuns waiting on it.
+    secret_dependents: Dependents = field(default_factory=Dependents)
+    strategy_dependents: Dependents = field(default_factory=Dependents)
+    build_waiters: Dependents = field(default_factory=Dependents)
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    _locks: defaultdict[Key, asyncio.Lock] = field(
+        default_factory=lambda: defaultdict(asyncio.Lock)
+    )
+
+    def lock(self, key: Key) -> asyncio.Lock:
+        """Serialises reconciles of one BuildRun across its own and its Pod's events."""
+        return self._locks[key]
+
+    def forget_lock(self, key: Key) -> None:
+        lock = self._locks.get(key)
+        if lock is not None and not lock.locked():
+            del self._locks[key]
+
+
+_current: Context | None = None
+
+
+def install(context: Context) -> None:
+    global _current
+    _current = context
+
+
+def current() -> Context:
+    if _current is None:
+        raise RuntimeError("the operator context is not initialised (startup did not run)")
+    return _current

@@ -1,0 +1,61 @@
+"""Events of the objects BuildRuns and Builds depend on: build Pods, Secrets, strategies.
+
+Each handler only records the object and fans out to the Builds or BuildRuns it concerns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from buildwright.handlers import buildruns, builds, common
+from buildwright.handlers.context import current
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "buildwright"}
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED_BY)
+async def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
+    ctx = current()
+    meta = body["metadata"]
+    if type == "DELETED":
+        ctx.pods.drop(meta["namespace"], meta["name"])
+    else:
+        ctx.pods.put(dict(body))
+    buildrun_name = (meta.get("labels") or {}).get("buildrun.shipwright.io/name")
+    if buildrun_name:
+        await buildruns.reconcile(ctx, meta["namespace"], buildrun_name)
+
+
+@kopf.on.event("", "v1", "secrets")
+async def secret_event(body: kopf.Body, **_: Any) -> None:
+    """A referenced Secret appeared, changed or vanished: re-validate the Builds using it."""
+    ctx = current()
+    meta = body["metadata"]
+    for namespace, name in ctx.secret_dependents.of((meta["namespace"], meta["name"])):
+        await builds.register(ctx, namespace, name)
+
+
+async def _strategy_changed(kind: str, type: str, body: kopf.Body) -> None:
+    ctx = current()
+    meta = body["metadata"]
+    namespace = meta.get("namespace", "")
+    store = ctx.cluster_strategies if kind == common.CLUSTER_BUILD_STRATEGY else ctx.strategies
+    if type == "DELETED":
+        store.drop(namespace, meta["name"])
+    else:
+        store.put(dict(body))
+    target = (f"{kind}/{namespace}", meta["name"])
+    for dependent_ns, dependent in ctx.strategy_dependents.of(target):
+        await builds.register(ctx, dependent_ns, dependent)
+
+
+@kopf.on.event("shipwright.io", "v1beta1", "buildstrategies")
+async def buildstrategy_event(type: str, body: kopf.Body, **_: Any) -> None:
+    await _strategy_changed(common.BUILD_STRATEGY, type, body)
+
+
+@kopf.on.event("shipwright.io", "v1beta1", "clusterbuildstrategies")
+async def clusterbuildstrategy_event(type: str, body: kopf.Body, **_: Any) -> None:
+    await _strategy_changed(common.CLUSTER_BUILD_STRATEGY, type, body)
