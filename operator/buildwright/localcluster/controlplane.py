@@ -3,7 +3,8 @@
 Everything a run needs (certificates, keys, kubeconfigs, etcd data) lives in one temporary
 directory that `stop()` removes. Children get PR_SET_PDEATHSIG so they die with the Python
 process even when it is killed outright; directories left behind that way are swept by the
-next `start()`.
+next `start()`. The kernel ties that signal to the *thread* that forked the children, so call
+`start()` from a thread that outlives the control plane (normally the main thread).
 """
 
 from __future__ import annotations
