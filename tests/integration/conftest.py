@@ -26,7 +26,7 @@ CRD_DIR = REPO / "crds"
 
 
 def crd_files() -> list[Path]:
-    return sorted(p for p in CRD_DIR.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    return sorted(CRD_DIR.glob("*.shipwright.io.yaml"))  # not kustomization.yaml
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,0 +1,399 @@
+"""The operator end to end against the real apiserver, with the kubelet stand-in for Pods.
+
+The book's scenario and every failure path of issue 4: what `kubectl get builds/buildruns`
+shows, what the Pod looks like, and what status the BuildRun ends with.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from buildwright.localcluster.controlplane import ControlPlane
+from buildwright.localcluster.kubelet import HANG, OOM_KILLED, KubeletStandIn, Outcome
+from buildwright.localcluster.wait import wait_until
+from tests.integration.operator_process import REPO, OperatorProcess
+
+GROUP, VERSION = "shipwright.io", "v1beta1"
+DIGEST = "sha256:" + "ab" * 32
+BOOK_IMAGE = "quay.io/gitops-cookbook/sample-nodejs:latest"
+
+Body = dict[str, Any]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, description: str,
+             details: Callable[[], str]) -> Any:  # fmt: skip
+    """wait_until, plus what the operator logged when it times out."""
+    try:
+        return wait_until(predicate, timeout=timeout, description=description)
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}\n{details()}") from None
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def strategies(control_plane: ControlPlane, crds: list[str]) -> None:
+    subprocess.run(
+        ["kubectl", "--kubeconfig", str(control_plane.kubeconfig_path), "apply",
+         "--server-side", "--force-conflicts", "-k", str(REPO / "strategies")],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def operator(
+    control_plane: ControlPlane,
+    crds: list[str],
+    strategies: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(control_plane.kubeconfig_path, tmp_path_factory.mktemp("operator"))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def cluster(
+    operator: OperatorProcess, kubelet: KubeletStandIn, namespace: str,
+    custom_objects: client.CustomObjectsApi, core_v1: client.CoreV1Api,
+) -> Iterator[Cluster]:  # fmt: skip
+    harness = Cluster(namespace, custom_objects, core_v1, kubelet, operator)
+    yield harness
+
+
+class Cluster:
+    """Small verbs for the tests: create objects, read them, wait for states."""
+
+    def __init__(
+        self, namespace: str, custom: client.CustomObjectsApi, core: client.CoreV1Api,
+        kubelet: KubeletStandIn, operator: OperatorProcess,
+    ) -> None:  # fmt: skip
+        self.namespace = namespace
+        self.custom = custom
+        self.core = core
+        self.kubelet = kubelet
+        self.operator = operator
+
+    def create(self, plural: str, body: Body) -> Body:
+        result: Body = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, body
+        )
+        return result
+
+    def get(self, plural: str, name: str) -> Body:
+        result: Body = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name
+        )
+        return result
+
+    def push_secret(self, name: str = "push-secret") -> None:
+        config = {"auths": {"quay.io": {"auth": "dXNlcjpwYXNz"}}}
+        self.core.create_namespaced_secret(self.namespace, client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name),
+            type="kubernetes.io/dockerconfigjson",
+            string_data={".dockerconfigjson": json.dumps(config)},
+        ))  # fmt: skip
+
+    def wait_build(self, name: str, registered: str, timeout: float = 30) -> Body:
+        def check() -> Body | None:
+            status = self.get("builds", name).get("status") or {}
+            return status if status.get("registered") == registered else None
+
+        return wait_for(check, timeout, f"Build {name} registered={registered}", self.diagnostics)
+
+    def condition(self, name: str) -> Body | None:
+        status = self.get("buildruns", name).get("status") or {}
+        for condition in status.get("conditions") or []:
+            if condition["type"] == "Succeeded":
+                return dict(condition)
+        return None
+
+    def wait_buildrun(self, name: str, status: str, reason: str, timeout: float = 30) -> Body:
+        def check() -> Body | None:
+            condition = self.condition(name)
+            if condition and condition["status"] == status and condition["reason"] == reason:
+                return self.get("buildruns", name)
+            return None
+
+        return wait_for(
+            check, timeout, f"BuildRun {name} {status}/{reason}",
+            lambda: f"condition: {self.condition(name)}\n{self.diagnostics()}",
+        )  # fmt: skip
+
+    def pods(self) -> list[Body]:
+        listing = self.core.list_namespaced_pod(self.namespace, _preload_content=False)
+        items: list[Body] = json.loads(listing.data)["items"]
+        return items
+
+    def diagnostics(self) -> str:
+        return f"operator log tail:\n{self.operator.log_tail(30)}"
+
+    def kubectl(self, *args: str) -> str:
+        return subprocess.run(
+            ["kubectl", "-n", self.namespace, *args], check=True, capture_output=True,
+            text=True, timeout=30,
+        ).stdout  # fmt: skip
+
+
+def book_build(name: str = "kaniko-nodejs-build", **spec: Any) -> Body:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Build",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"type": "Git", "git": {"url": "https://github.com/shipwright-io/sample-nodejs"},
+                       "contextDir": "docker-build"},
+            "strategy": {"name": "kaniko", "kind": "ClusterBuildStrategy"},
+            "output": {"image": BOOK_IMAGE, "pushSecret": "push-secret"},
+            **spec,
+        },
+    }  # fmt: skip
+
+
+def buildrun(build: str = "kaniko-nodejs-build", *, generate: bool = True, **spec: Any) -> Body:
+    metadata = {"generateName": "kaniko-nodejs-buildrun-"} if generate else {"name": build + "-run"}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BuildRun",
+        "metadata": metadata,
+        "spec": {"build": {"name": build}, **spec},
+    }
+
+
+def results_message(**results: str) -> str:
+    return json.dumps([{"key": k, "value": v, "type": 1} for k, v in sorted(results.items())])
+
+
+SUCCESSFUL_RESULTS = results_message(**{
+    "shp-image-digest": DIGEST,
+    "shp-image-size": "4242",
+    "shp-source-default-commit-sha": "0123456789abcdef0123456789abcdef01234567",
+    "shp-source-default-commit-author": "Jane Doe",
+    "shp-source-default-branch-name": "main",
+    "shp-source-default-source-timestamp": "1700000000",
+})  # fmt: skip
+
+
+# --- the book's scenario -------------------------------------------------------------------------
+
+
+def test_book_scenario_runs_to_succeeded(cluster: Cluster) -> None:
+    cluster.kubelet.script(cluster.namespace, {"step-results": Outcome(message=SUCCESSFUL_RESULTS)})
+    cluster.push_secret()
+    cluster.create("builds", book_build())
+    status = cluster.wait_build("kaniko-nodejs-build", "True")
+    assert status["reason"] == "Succeeded"
+    assert status["message"] == "all validations succeeded"
+    builds_table = cluster.kubectl("get", "builds")
+    assert builds_table.split()[:6] == [
+        "NAME", "REGISTERED", "REASON", "BUILDSTRATEGYKIND", "BUILDSTRATEGYNAME", "CREATIONTIME"
+    ]  # fmt: skip
+    assert (
+        "kaniko-nodejs-build   True         Succeeded   ClusterBuildStrategy   kaniko"
+        in builds_table
+    )
+
+    name = cluster.create("buildruns", buildrun())["metadata"]["name"]
+    assert name.startswith("kaniko-nodejs-buildrun-")
+    done = cluster.wait_buildrun(name, "True", "Succeeded")
+
+    pods = cluster.pods()
+    assert [p["metadata"]["name"] for p in pods] == [f"{name}-pod"]
+    pod = pods[0]
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == [
+        "step-source-default", "step-build-and-push", "step-image-processing"
+    ]  # fmt: skip
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["step-results"]
+    assert "$(params." not in json.dumps(pod["spec"]) and "$(results." not in json.dumps(
+        pod["spec"]
+    )
+    owner = pod["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("BuildRun", name, True)
+
+    status = done["status"]
+    assert status["output"] == {"digest": DIGEST, "size": 4242}
+    assert status["source"]["git"]["commitSha"] == "0123456789abcdef0123456789abcdef01234567"
+    assert status["executor"] == {"name": f"{name}-pod", "kind": "Pod"}
+    assert status["buildSpec"]["output"]["pushSecret"] == "push-secret"
+    assert status["startTime"] and status["completionTime"]
+    assert done["metadata"]["labels"]["build.shipwright.io/name"] == "kaniko-nodejs-build"
+
+    table = cluster.kubectl("get", "buildruns")
+    assert table.split()[:5] == ["NAME", "SUCCEEDED", "REASON", "STARTTIME", "COMPLETIONTIME"]
+    row = next(line for line in table.splitlines() if line.startswith(name))
+    assert row.split()[1:3] == ["True", "Succeeded"]
+
+    events = cluster.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}")
+    assert "Succeeded" in events
+
+
+def test_book_mistake_buildrun_names_a_missing_build(cluster: Cluster) -> None:
+    cluster.push_secret()
+    cluster.create("builds", book_build("buildpack-nodejs-build"))
+    name = cluster.create("buildruns", buildrun("kaniko-nodejs-build"))["metadata"]["name"]
+    done = cluster.wait_buildrun(name, "False", "BuildNotFound")
+    condition = cluster.condition(name)
+    assert condition is not None
+    assert condition["message"] == 'build.shipwright.io "kaniko-nodejs-build" not found'
+    assert done["status"]["completionTime"]
+    assert cluster.pods() == []
+
+
+def test_missing_push_secret_is_reported_then_revalidated(cluster: Cluster) -> None:
+    cluster.create("builds", book_build())
+    status = cluster.wait_build("kaniko-nodejs-build", "False")
+    assert status["reason"] == "SpecOutputSecretRefNotFound"
+    assert status["message"] == "referenced secret push-secret not found"
+    cluster.push_secret()
+    cluster.wait_build("kaniko-nodejs-build", "True")
+
+
+def test_missing_strategy_then_created(cluster: Cluster) -> None:
+    cluster.push_secret()
+    spec = book_build()
+    spec["spec"]["strategy"] = {"name": "my-kaniko", "kind": "BuildStrategy"}
+    cluster.create("builds", spec)
+    status = cluster.wait_build("kaniko-nodejs-build", "False")
+    assert status["reason"] == "BuildStrategyNotFound"
+    assert (
+        status["message"]
+        == f"buildStrategy my-kaniko does not exist in namespace {cluster.namespace}"
+    )
+    strategy = yaml.safe_load((REPO / "strategies" / "kaniko.yaml").read_text())
+    strategy["kind"] = "BuildStrategy"
+    strategy["metadata"] = {"name": "my-kaniko"}
+    cluster.create("buildstrategies", strategy)
+    cluster.wait_build("kaniko-nodejs-build", "True")
+
+
+def test_undefined_parameter(cluster: Cluster) -> None:
+    cluster.push_secret()
+    cluster.create("builds", book_build(paramValues=[{"name": "no-such-param", "value": "x"}]))
+    status = cluster.wait_build("kaniko-nodejs-build", "False")
+    assert status["reason"] == "UndefinedParameter"
+    assert "no-such-param" in status["message"]
+
+
+def _registered_book_build(cluster: Cluster, **spec: Any) -> None:
+    cluster.push_secret()
+    cluster.create("builds", book_build(**spec))
+    cluster.wait_build("kaniko-nodejs-build", "True")
+
+
+def test_failing_step_reports_failure_details(cluster: Cluster) -> None:
+    cluster.kubelet.script(cluster.namespace, {
+        "step-build-and-push": Outcome(exit_code=1, message="error building image: no Dockerfile"),
+    })  # fmt: skip
+    _registered_book_build(cluster)
+    name = cluster.create("buildruns", buildrun())["metadata"]["name"]
+    done = cluster.wait_buildrun(name, "False", "Failed")
+    condition = cluster.condition(name)
+    assert condition is not None
+    pod = f"{name}-pod"
+    assert condition["message"] == (
+        f"buildrun step step-build-and-push failed, for detailed information: kubectl "
+        f"--namespace {cluster.namespace} logs {pod} --container=step-build-and-push"
+    )
+    details = done["status"]["failureDetails"]
+    assert details["location"] == {"pod": pod, "container": "step-build-and-push"}
+    assert details["message"] == "error building image: no Dockerfile"
+
+
+def test_out_of_memory(cluster: Cluster) -> None:
+    cluster.kubelet.script(cluster.namespace, {"step-build-and-push": OOM_KILLED})
+    _registered_book_build(cluster)
+    name = cluster.create("buildruns", buildrun())["metadata"]["name"]
+    cluster.wait_buildrun(name, "False", "StepOutOfMemory")
+
+
+def test_eviction(cluster: Cluster) -> None:
+    cluster.kubelet.script(cluster.namespace, {"step-build-and-push": HANG}, evict_after=0.3)
+    _registered_book_build(cluster)
+    name = cluster.create("buildruns", buildrun())["metadata"]["name"]
+    cluster.wait_buildrun(name, "False", "PodEvicted")
+
+
+def test_timeout_while_pod_is_unscheduled(cluster: Cluster) -> None:
+    cluster.kubelet.script(cluster.namespace, pod_pending=True)
+    _registered_book_build(cluster)
+    name = cluster.create("buildruns", buildrun(timeout="3s"))["metadata"]["name"]
+    cluster.wait_buildrun(name, "False", "BuildRunTimeout", timeout=30)
+    condition = cluster.condition(name)
+    assert condition is not None
+    assert condition["message"] == f"BuildRun {name} failed to finish within 3s"
+    wait_until(lambda: not cluster.pods() or all(
+        p["metadata"].get("deletionTimestamp") for p in cluster.pods()
+    ), timeout=20, description="the timed-out Pod deleted")  # fmt: skip
+
+
+def test_cancel_running_buildrun(cluster: Cluster) -> None:
+    cluster.kubelet.script(cluster.namespace, {"step-build-and-push": HANG})
+    _registered_book_build(cluster)
+    name = cluster.create("buildruns", buildrun())["metadata"]["name"]
+    cluster.wait_buildrun(name, "Unknown", "Running")
+    cluster.custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        cluster.namespace,
+        "buildruns",
+        name,
+        {"spec": {"state": "BuildRunCanceled"}},
+    )
+    cluster.wait_buildrun(name, "False", "BuildRunCanceled")
+    condition = cluster.condition(name)
+    assert condition is not None
+    assert condition["message"] == "The BuildRun and underlying TaskRun were canceled successfully."
+
+
+def test_pod_deleted_by_someone_else(cluster: Cluster) -> None:
+    cluster.kubelet.script(cluster.namespace, {"step-build-and-push": HANG})
+    _registered_book_build(cluster)
+    name = cluster.create("buildruns", buildrun())["metadata"]["name"]
+    cluster.wait_buildrun(name, "Unknown", "Running")
+    cluster.core.delete_namespaced_pod(f"{name}-pod", cluster.namespace, grace_period_seconds=0)
+    cluster.wait_buildrun(name, "False", "TaskRunIsMissing")
+
+
+def test_operator_restart_with_50_running_buildruns(cluster: Cluster) -> None:
+    cluster.kubelet.script(cluster.namespace, {
+        "step-build-and-push": Outcome(duration=8),
+        "step-results": Outcome(message=SUCCESSFUL_RESULTS),
+    })  # fmt: skip
+    _registered_book_build(cluster)
+    names = [cluster.create("buildruns", buildrun())["metadata"]["name"] for _ in range(50)]
+    wait_for(lambda: len(cluster.pods()) == 50, 60, "50 build Pods", cluster.diagnostics)
+    cluster.operator.kill()
+    # While the operator is down every build finishes; nobody writes the BuildRuns.
+    wait_until(
+        lambda: all(p.get("status", {}).get("phase") == "Succeeded" for p in cluster.pods()),
+        timeout=90, description="all 50 Pods Succeeded",
+    )  # fmt: skip
+    cluster.operator.start()
+    for name in names:
+        cluster.wait_buildrun(name, "True", "Succeeded", timeout=60)
+    pods = cluster.pods()
+    assert sorted(p["metadata"]["name"] for p in pods) == sorted(f"{n}-pod" for n in names)
+    for name in names:
+        assert cluster.get("buildruns", name)["status"]["output"]["digest"] == DIGEST
+
+
+def test_schema_rejects_misspelled_field(cluster: Cluster) -> None:
+    body = book_build()
+    body["spec"]["output"]["pushSecrets"] = "x"
+    with pytest.raises(ApiException) as raised:
+        cluster.custom.create_namespaced_custom_object(
+            GROUP, VERSION, cluster.namespace, "builds", body, field_validation="Strict"
+        )
+    assert "pushSecrets" in str(raised.value.body)
