@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+# The buildwright image: the operator (`buildwright run`) and, in build Pods, the step
+# programs (`buildwright-step git-source | image-processing | results`).
+#   docker build -t ghcr.io/buildwright/buildwright:0.1.0 .
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+# The venv is copied whole into the final stage, so its interpreter symlinks must resolve
+# there: both stages use the same base image and the same path.
+RUN python -m venv /opt/buildwright
+WORKDIR /src
+COPY pyproject.toml ./
+COPY operator ./operator
+# Every dependency ships wheels for this platform, so nothing is compiled; pip itself is
+# removed from the venv afterwards as it is not needed at run time.
+RUN /opt/buildwright/bin/pip install . \
+ && /opt/buildwright/bin/pip uninstall --yes pip setuptools
+
+FROM ${PYTHON_IMAGE}
+# git (and ssh for ssh:// sources) is what the git-source step runs; ca-certificates for
+# HTTPS clones and registries. Versions follow the pinned Debian release of the base image.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends git openssh-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && python -m pip uninstall --yes pip setuptools wheel \
+ && groupadd --gid 65532 buildwright \
+ && useradd --uid 65532 --gid 65532 --home-dir /tmp --no-create-home \
+      --shell /usr/sbin/nologin buildwright
+COPY --from=builder /opt/buildwright /opt/buildwright
+ENV PATH=/opt/buildwright/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+# Numeric, so the kubelet can verify runAsNonRoot without reading /etc/passwd.
+USER 65532:65532
+WORKDIR /tmp
+EXPOSE 8080 8443
+ENTRYPOINT ["buildwright"]
+# The Deployment passes `run --liveness=...`; plain `docker run IMAGE` runs the operator.
+CMD ["run"]
