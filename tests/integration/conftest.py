@@ -19,6 +19,8 @@ from kubernetes.client.exceptions import ApiException
 from buildwright.localcluster.controlplane import ControlPlane
 from buildwright.localcluster.kubelet import KubeletStandIn
 from buildwright.localcluster.wait import wait_until
+from tests.integration.harness import Cluster
+from tests.integration.operator_process import OperatorProcess
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -149,3 +151,43 @@ def kubelet(kubelet_standin: KubeletStandIn, namespace: str) -> Iterator[Kubelet
         yield kubelet_standin
     finally:
         kubelet_standin.reset(namespace)
+
+
+# --- the operator under test ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def strategies(control_plane: ControlPlane, crds: list[str]) -> None:
+    """Every ClusterBuildStrategy in strategies/, installed once per session."""
+    subprocess.run(
+        ["kubectl", "--kubeconfig", str(control_plane.kubeconfig_path), "apply",
+         "--server-side", "--force-conflicts", "-k", str(REPO / "strategies")],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def operator(
+    control_plane: ControlPlane,
+    crds: list[str],
+    strategies: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """`buildwright run` as a subprocess for the whole session (tests may kill and restart it)."""
+    process = OperatorProcess(control_plane.kubeconfig_path, tmp_path_factory.mktemp("operator"))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def cluster(
+    operator: OperatorProcess, kubelet: KubeletStandIn, namespace: str,
+    custom_objects: client.CustomObjectsApi, core_v1: client.CoreV1Api,
+) -> Cluster:  # fmt: skip
+    """The running operator and stand-in kubelet, seen from this test's namespace."""
+    if operator.process is None:
+        operator.start()  # a test that killed it and failed before restarting
+    return Cluster(namespace, custom_objects, core_v1, kubelet, operator)
