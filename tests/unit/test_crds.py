@@ -17,7 +17,7 @@ EXAMPLES = ROOT / "tests" / "examples"
 
 def _crds() -> dict[str, dict[str, Any]]:
     crds = {}
-    for path in sorted((ROOT / "crds").glob("*.yaml")):
+    for path in sorted((ROOT / "crds").glob("*.shipwright.io.yaml")):
         doc = yaml.safe_load(path.read_text())
         crds[doc["spec"]["names"]["kind"]] = doc
     return crds
@@ -37,7 +37,7 @@ def _examples(version: str) -> list[dict[str, Any]]:
 
 def test_committed_crds_match_the_models() -> None:
     rendered = crdgen.render_all()
-    committed = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
+    committed = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.shipwright.io.yaml")}
     assert committed == rendered, "crds/ is stale: run `make crds` and commit the result"
 
 
