@@ -45,8 +45,8 @@ cluster-down: venv
 	$(BIN)/python -m buildwright.localcluster down --kubeconfig $(KUBECONFIG_LOCAL)
 
 run: cluster
-	KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl apply --server-side -f crds/
-	KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl apply --server-side -k strategies/
+	KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl apply --server-side --force-conflicts -k crds/
+	KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl apply --server-side --force-conflicts -k strategies/
 	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/buildwright run
 
 clean: cluster-down

@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # kopf reports every on.event handler run ("Handler … succeeded"): our own log lines
+        # tell the story; keep kopf's warnings and errors.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(
         kopf.operator(
             clusterwide=not namespaces,
