@@ -40,6 +40,11 @@ class ApiError(Exception):
         return self.status == 409
 
 
+# What a reconcile retries after a delay instead of giving up: answers of the API server
+# (conflicts, throttling, unavailability) and broken connections.
+TRANSIENT_ERRORS = (ApiError, aiohttp.ClientError, TimeoutError)
+
+
 @dataclass(frozen=True)
 class Resource:
     """Where a kind lives in the API."""

@@ -56,8 +56,8 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> None:
             return
         try:
             await _reconcile(ctx, body)
-        except kube.ApiError as error:
-            logger.warning("BuildRun %s/%s: API error %s; retrying", namespace, name, error)
+        except kube.TRANSIENT_ERRORS as error:
+            logger.warning("BuildRun %s/%s: %s; retrying", namespace, name, error)
             ctx.scheduler.at(
                 (namespace, name),
                 "retry",

@@ -7,6 +7,7 @@ generation changes and Secret events) also when a referenced strategy appears or
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,7 @@ from buildwright.handlers import common
 from buildwright.handlers.context import Context, current
 
 logger = logging.getLogger("buildwright")
+RETRY_AFTER_API_ERROR = timedelta(seconds=5)
 
 
 @kopf.on.event("shipwright.io", "v1beta1", "builds")
@@ -32,7 +34,7 @@ async def build_event(type: str, body: kopf.Body, **_: Any) -> None:
         ctx.strategy_dependents.forget((namespace, name))
         return
     ctx.builds.put(dict(body))
-    await register(ctx, namespace, name)
+    await register_or_retry(ctx, namespace, name)
     # BuildRuns that waited for this Build to be validated can go on now.
     from buildwright.handlers.buildruns import reconcile_later
 
@@ -55,6 +57,20 @@ async def probe_repository(url: str) -> str | None:
             return None
     except (aiohttp.ClientError, TimeoutError) as error:
         return str(error) or type(error).__name__
+
+
+async def register_or_retry(ctx: Context, namespace: str, name: str) -> None:
+    """Validate the Build; on a transient API failure try again a little later."""
+    try:
+        await register(ctx, namespace, name)
+    except kube.TRANSIENT_ERRORS as error:
+        logger.warning("Build %s/%s: %s; retrying", namespace, name, error)
+        ctx.scheduler.at(
+            (namespace, name),
+            "register",
+            common.now() + RETRY_AFTER_API_ERROR,
+            lambda: register_or_retry(ctx, namespace, name),
+        )
 
 
 async def register(ctx: Context, namespace: str, name: str) -> None:

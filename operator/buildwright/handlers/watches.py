@@ -34,7 +34,7 @@ async def secret_event(body: kopf.Body, **_: Any) -> None:
     ctx = current()
     meta = body["metadata"]
     for namespace, name in ctx.secret_dependents.of((meta["namespace"], meta["name"])):
-        await builds.register(ctx, namespace, name)
+        await builds.register_or_retry(ctx, namespace, name)
 
 
 async def _strategy_changed(kind: str, type: str, body: kopf.Body) -> None:
@@ -48,7 +48,7 @@ async def _strategy_changed(kind: str, type: str, body: kopf.Body) -> None:
         store.put(dict(body))
     target = (f"{kind}/{namespace}", meta["name"])
     for dependent_ns, dependent in ctx.strategy_dependents.of(target):
-        await builds.register(ctx, dependent_ns, dependent)
+        await builds.register_or_retry(ctx, dependent_ns, dependent)
 
 
 @kopf.on.event("shipwright.io", "v1beta1", "buildstrategies")
