@@ -43,19 +43,21 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+# Reasons of the Shipwright API (spec §3.5), written to shp-error-reason; one definition
+# for the step and the operator.
+from buildwright.core.reasons import (
+    AUTH_UNEXPECTED_HTTP,
+    GIT_AUTH_INVALID_KEY,
+    GIT_AUTH_INVALID_USER_OR_PASS,
+    GIT_BASIC_AUTH_INCOMPLETE,
+    GIT_ERROR,
+    GIT_REMOTE_REPOSITORY_NOT_FOUND,
+    GIT_REMOTE_REPOSITORY_PRIVATE,
+    GIT_REVISION_NOT_FOUND,
+    GIT_SSH_AUTH_EXPECTED,
+    GIT_SSH_AUTH_UNEXPECTED,
+)
 from buildwright.steps.resultfiles import write_result
-
-# Reasons of the Shipwright API (spec §3.5), written to shp-error-reason.
-GIT_AUTH_INVALID_USER_OR_PASS = "GitAuthInvalidUserOrPass"
-GIT_AUTH_INVALID_KEY = "GitAuthInvalidKey"
-GIT_REVISION_NOT_FOUND = "GitRevisionNotFound"
-GIT_REMOTE_REPOSITORY_NOT_FOUND = "GitRemoteRepositoryNotFound"
-GIT_REMOTE_REPOSITORY_PRIVATE = "GitRemoteRepositoryPrivate"
-GIT_BASIC_AUTH_INCOMPLETE = "GitBasicAuthIncomplete"
-GIT_SSH_AUTH_UNEXPECTED = "GitSSHAuthUnexpected"
-GIT_SSH_AUTH_EXPECTED = "GitSSHAuthExpected"
-AUTH_UNEXPECTED_HTTP = "AuthUnexpectedHTTP"
-GIT_ERROR = "GitError"
 
 SECRET_USERNAME = "username"
 SECRET_PASSWORD = "password"
