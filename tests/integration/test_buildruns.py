@@ -238,3 +238,27 @@ def test_schema_rejects_misspelled_field(cluster: Cluster) -> None:
             GROUP, VERSION, cluster.namespace, "builds", body, field_validation="Strict"
         )
     assert "pushSecrets" in str(raised.value.body)
+
+
+def test_missing_configmap_of_a_volume_override(cluster: Cluster) -> None:
+    cluster.create("buildstrategies", {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BuildStrategy",
+        "metadata": {"name": "with-cache"},
+        "spec": {
+            "volumes": [{"name": "cache", "overridable": True, "emptyDir": {}}],
+            "steps": [{
+                "name": "build", "image": "busybox:1.36", "command": ["true"],
+                "volumeMounts": [{"name": "cache", "mountPath": "/cache", "readOnly": True}],
+            }],
+        },
+    })  # fmt: skip
+    cluster.push_secret()
+    build = book_build(volumes=[{"name": "cache", "configMap": {"name": "absent"}}])
+    build["spec"]["strategy"] = {"name": "with-cache", "kind": "BuildStrategy"}
+    cluster.create("builds", build)
+    cluster.wait_build("kaniko-nodejs-build", "True")
+    name = cluster.create("buildruns", buildrun())["metadata"]["name"]
+    cluster.wait_buildrun(name, "False", "VolumeDoesNotExist")
+    assert cluster.condition(name)["message"] == 'configmaps "absent" not found'  # type: ignore[index]
+    assert cluster.pods() == []

@@ -841,3 +841,27 @@ def render_pod(inputs: PodInputs) -> dict[str, Any] | reasons.Failure:
         return _render(inputs)
     except _GenerationError as error:
         return reasons.Failure(reasons.TASKRUN_GENERATION_FAILED, str(error))
+
+
+def required_volume_objects(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """The Secrets and ConfigMaps a rendered Pod mounts without `optional: true`, as
+    ("secrets" | "configmaps", name) in volume order: the shell checks they exist before it
+    creates the Pod (VolumeDoesNotExist, spec §7.1 step 13) rather than leave it stuck."""
+    wanted: list[tuple[str, str]] = []
+
+    def add(kind: str, source: dict[str, Any], name_key: str) -> None:
+        name = source.get(name_key, "")
+        if not source.get("optional", False) and (kind, name) not in wanted:
+            wanted.append((kind, name))
+
+    for volume in manifest.get("spec", {}).get("volumes", []):
+        if "secret" in volume:
+            add("secrets", volume["secret"], "secretName")
+        if "configMap" in volume:
+            add("configmaps", volume["configMap"], "name")
+        for source in (volume.get("projected") or {}).get("sources", []):
+            if "secret" in source:
+                add("secrets", source["secret"], "name")
+            if "configMap" in source:
+                add("configmaps", source["configMap"], "name")
+    return wanted

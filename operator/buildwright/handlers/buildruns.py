@@ -335,47 +335,10 @@ async def first_docker_secret(ctx: Context, namespace: str, account: dict[str, A
 async def missing_volume_sources(
     ctx: Context, namespace: str, manifest: dict[str, Any]
 ) -> Failure | None:
-    """VolumeDoesNotExist when a Secret or ConfigMap the Pod mounts is missing (spec §7.1.13).
-    The docker-config and clone/push secret volumes were checked by Build validation."""
-    for volume in manifest["spec"].get("volumes", []):
-        refs: list[tuple[kube.Resource, str, bool]] = []
-        if "secret" in volume:
-            refs.append(
-                (
-                    kube.SECRETS,
-                    volume["secret"].get("secretName", ""),
-                    volume["secret"].get("optional", False),
-                )
-            )
-        if "configMap" in volume:
-            refs.append(
-                (
-                    kube.CONFIGMAPS,
-                    volume["configMap"].get("name", ""),
-                    volume["configMap"].get("optional", False),
-                )
-            )
-        for source in (volume.get("projected") or {}).get("sources", []):
-            if "secret" in source:
-                refs.append(
-                    (
-                        kube.SECRETS,
-                        source["secret"].get("name", ""),
-                        source["secret"].get("optional", False),
-                    )
-                )
-            if "configMap" in source:
-                refs.append(
-                    (
-                        kube.CONFIGMAPS,
-                        source["configMap"].get("name", ""),
-                        source["configMap"].get("optional", False),
-                    )
-                )
-        for resource, ref_name, optional in refs:
-            if optional or await ctx.kube.get(resource, namespace, ref_name) is not None:
-                continue
-            kind = "secrets" if resource is kube.SECRETS else "configmaps"
+    """VolumeDoesNotExist when a Secret or ConfigMap the Pod mounts is missing."""
+    for kind, ref_name in pod.required_volume_objects(manifest):
+        resource = kube.SECRETS if kind == "secrets" else kube.CONFIGMAPS
+        if await ctx.kube.get(resource, namespace, ref_name) is None:
             return Failure(reasons.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
     return None
 
