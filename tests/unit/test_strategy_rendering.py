@@ -9,7 +9,9 @@ The steps' command, args, env and image are also compared with an independent re
 substitution of the strategy YAML (Tekton's rules: whole-element `[*]` array expansion, one
 plain replacement pass) after applying Kubernetes' own `$(VAR)`/`$$` expansion to the core's
 output. That comparison, run with hostile parameter values, shows each value reaching the
-tool as one literal argv element or env value, never as part of a `-c` script.
+tool as one literal argv element or env value, never as part of a `-c` script. The jib, ko and source-to-image-redhat scripts are then run
+from the rendered Pod with recording stand-ins of their tools (buildah and BuildKit are run in
+test_strategy_scripts.py).
 
 Helpers here (`strategy_files`, `representative_pod`) are reused by the integration tests,
 which send the same Pods to a real apiserver.
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -538,3 +542,218 @@ def test_hostile_value_reaches_the_tool_as_one_literal_element(
             assert hostile in rendered["image"]
             reached = True
     assert reached, f"parameter {name} is not used by any step"
+
+
+# --- running the rendered scripts with stand-in tools -----------------------------------------
+# test_strategy_scripts.py runs the buildah and BuildKit scripts; these run the others whose
+# values travel through env and "$@" into a shell script, straight from the rendered Pod.
+
+# Records its argv (one JSON list per call) and succeeds.
+RECORDER = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["RECORD"], "a") as fh:
+    fh.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+"""
+# Stands in for `tar -xzf - -C DIR ko`: "extracts" a recording ko into DIR.
+FAKE_TAR = """#!/usr/bin/env python3
+import os, sys
+sys.stdin.read()
+target = os.path.join(sys.argv[sys.argv.index("-C") + 1], "ko")
+with open(target, "w") as fh:
+    fh.write(open(os.environ["RECORDER"]).read())
+os.chmod(target, 0o755)
+"""
+SCRIPT_HOSTILE = list(HOSTILE.values())
+KO_ARCH = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def run_rendered_step(
+    pod: Mapping[str, Any],
+    step: str,
+    tmp_path: Path,
+    tools: Sequence[str],
+    paths: Mapping[str, str],
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    """Run one strategy step of `pod` as the kubelet would start it, with the fixed paths of
+    its image moved under tmp_path and every tool in `tools` replaced by a recorder."""
+    rendered = container(pod, f"step-{step}")
+    moves = {
+        "/tekton/results": str(tmp_path / "results"),
+        "/tekton/home": str(tmp_path / "home"),
+        "/workspace/source": str(tmp_path / "source"),
+        **paths,
+    }
+
+    def moved(text: str) -> str:
+        for old, new in moves.items():
+            text = text.replace(old, new)
+        return text
+
+    for directory in ("results", "home", f"source/{CONTEXT_DIR}", "bin"):
+        (tmp_path / directory).mkdir(parents=True, exist_ok=True)
+    bin_dir = tmp_path / "bin"
+    recorder = tmp_path / "recorder.py"
+    recorder.write_text(RECORDER)
+    for tool in tools:
+        (bin_dir / tool).write_text(FAKE_TAR if tool == "tar" else RECORDER)
+        (bin_dir / tool).chmod(0o755)
+    record = tmp_path / "record"
+    env = {name: moved(value) for name, value in expanded_env(rendered).items()}
+    env.update(PATH=f"{bin_dir}:{os.environ['PATH']}", RECORD=str(record), RECORDER=str(recorder))
+    argv = [moved(arg) for arg in expanded_argv(rendered)]
+    done = subprocess.run(
+        argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    calls = (
+        [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    )
+    return done, calls
+
+
+def result(tmp_path: Path, name: str) -> str:
+    return (tmp_path / "results" / name).read_text()
+
+
+def jib_pod(values: Mapping[str, str | list[str]]) -> dict[str, Any]:
+    path = STRATEGIES / "jib.yaml"
+    return render(pod_inputs(path, {**representative_values(load_document(path)), **values}))
+
+
+def test_jib_maven_passes_hostile_goals_args_as_single_arguments(tmp_path: Path) -> None:
+    pod = jib_pod({"build-tool": "maven", "goals-args": SCRIPT_HOSTILE})
+    (tmp_path / "source" / CONTEXT_DIR).mkdir(parents=True)
+    (tmp_path / "source" / CONTEXT_DIR / "pom.xml").write_text("<project/>\n")
+    done, calls = run_rendered_step(
+        pod, "build-maven", tmp_path, ["mvn"], {"/jib-tmp": str(tmp_path)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert calls == [
+        [
+            "mvn",
+            "-B",
+            "compile",
+            "com.google.cloud.tools:jib-maven-plugin:3.4.3:build",
+            f"-Dimage={OUTPUT_IMAGE}",
+            f"-Djib.outputPaths.digest={tmp_path}/results/shp-image-digest",
+            f"-Dmaven.repo.local={tmp_path}/home/.m2/repository",
+            *SCRIPT_HOSTILE,
+        ]
+    ]
+    gradle, gradle_calls = run_rendered_step(pod, "build-gradle", tmp_path, ["gradle"], {})
+    assert gradle.returncode == 0 and gradle_calls == calls, "the Gradle step must do nothing"
+
+
+def test_jib_gradle_applies_the_plugin_and_passes_hostile_goals_args(tmp_path: Path) -> None:
+    pod = jib_pod({"build-tool": "gradle", "goals-args": SCRIPT_HOSTILE})
+    (tmp_path / "source" / CONTEXT_DIR).mkdir(parents=True)
+    (tmp_path / "source" / CONTEXT_DIR / "build.gradle").write_text("plugins { id 'java' }\n")
+    done, calls = run_rendered_step(
+        pod, "build-gradle", tmp_path, ["gradle"], {"/jib-tmp": str(tmp_path)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert calls == [
+        [
+            "gradle",
+            "--no-daemon",
+            "--console=plain",
+            f"--init-script={tmp_path}/jib-init.gradle",
+            "jib",
+            f"--image={OUTPUT_IMAGE}",
+            f"-Djib.outputPaths.digest={tmp_path}/results/shp-image-digest",
+            *SCRIPT_HOSTILE,
+        ]
+    ]
+    # The version is read from the environment by Gradle, never written into the script.
+    assert "3.4.3" not in (tmp_path / "jib-init.gradle").read_text()
+
+
+@pytest.mark.parametrize("step", ["build-maven", "build-gradle"])
+@pytest.mark.parametrize("hostile", SCRIPT_HOSTILE)
+def test_jib_rejects_a_hostile_plugin_version(tmp_path: Path, step: str, hostile: str) -> None:
+    tool = "maven" if step == "build-maven" else "gradle"
+    pod = jib_pod({"build-tool": tool, "jib-version": hostile})
+    (tmp_path / "source" / CONTEXT_DIR).mkdir(parents=True)
+    (tmp_path / "source" / CONTEXT_DIR / "pom.xml").write_text("<project/>\n")
+    (tmp_path / "source" / CONTEXT_DIR / "build.gradle").write_text("plugins { id 'java' }\n")
+    done, calls = run_rendered_step(
+        pod, step, tmp_path, ["mvn", "gradle"], {"/jib-tmp": str(tmp_path)}
+    )
+    assert done.returncode == 1
+    assert calls == []
+    assert result(tmp_path, "shp-error-reason") == "InvalidParameterValue"
+
+
+def ko_pod(values: Mapping[str, str | list[str]]) -> dict[str, Any]:
+    path = STRATEGIES / "ko.yaml"
+    return render(pod_inputs(path, {**representative_values(load_document(path)), **values}))
+
+
+@pytest.mark.parametrize("hostile", SCRIPT_HOSTILE)
+def test_ko_passes_hostile_values_as_single_arguments(tmp_path: Path, hostile: str) -> None:
+    pod = ko_pod({"package-directory": hostile, "target-platform": hostile, "go-flags": hostile})
+    done, calls = run_rendered_step(
+        pod, "build", tmp_path, ["curl", "tar", "git", "go"], {"/ko-tmp": str(tmp_path)}
+    )
+    assert done.returncode == 0, done.stderr
+    ko = [call for call in calls if call[0] == "ko"]
+    assert ko == [
+        [
+            "ko",
+            "build",
+            "--bare",
+            "--push=false",
+            "--oci-layout-path=/workspace/output-image",
+            f"--platform={hostile}",
+            "--",
+            hostile,
+        ]
+    ]
+    release = "https://github.com/ko-build/ko/releases/download/v0.17.1"
+    arch = KO_ARCH[os.uname().machine]
+    assert ["curl", "-fsSL", f"{release}/ko_0.17.1_Linux_{arch}.tar.gz"] in calls
+    assert expanded_env(container(pod, "step-build"))["GOFLAGS"] == hostile
+
+
+@pytest.mark.parametrize("hostile", SCRIPT_HOSTILE)
+def test_ko_rejects_a_hostile_version(tmp_path: Path, hostile: str) -> None:
+    pod = ko_pod({"ko-version": hostile})
+    done, calls = run_rendered_step(
+        pod, "build", tmp_path, ["curl", "tar", "git", "go"], {"/ko-tmp": str(tmp_path)}
+    )
+    assert done.returncode == 1
+    assert calls == []
+    assert result(tmp_path, "shp-error-reason") == "InvalidParameterValue"
+
+
+@pytest.mark.parametrize("hostile", SCRIPT_HOSTILE)
+def test_source_to_image_redhat_passes_the_storage_driver_as_one_argument(
+    tmp_path: Path, hostile: str
+) -> None:
+    path = STRATEGIES / "source-to-image-redhat.yaml"
+    values = {**representative_values(load_document(path)), "storage-driver": hostile}
+    pod = render(pod_inputs(path, values))
+    done, calls = run_rendered_step(
+        pod, "buildah", tmp_path, ["buildah"], {"/shp-tmp": str(tmp_path)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert [call[:2] for call in calls] == [
+        ["buildah", f"--storage-driver={hostile}"],
+        ["buildah", f"--storage-driver={hostile}"],
+    ]
+    assert calls[1][-2:] == [OUTPUT_IMAGE, "oci:/workspace/output-image"]
+    conf = (tmp_path / "registries.conf").read_text()
+    assert 'unqualified-search-registries = ["quay.io", "docker.io"]' in conf
+    assert 'location = "blocked.example.com"\ninsecure = false\nblocked = true' in conf
+
+
+def test_source_to_image_redhat_rejects_registry_names_that_break_the_config(
+    tmp_path: Path,
+) -> None:
+    path = STRATEGIES / "source-to-image-redhat.yaml"
+    values = {**representative_values(load_document(path)), "registries-search": ['x"]\n[evil']}
+    pod = render(pod_inputs(path, values))
+    done, calls = run_rendered_step(
+        pod, "buildah", tmp_path, ["buildah"], {"/shp-tmp": str(tmp_path)}
+    )
+    assert done.returncode == 1
+    assert calls == []
