@@ -29,6 +29,8 @@ def _start_local_cluster() -> None:
     if code != 0:
         raise SystemExit(code)
     os.environ["KUBECONFIG"] = str(LOCAL_KUBECONFIG.resolve())
+    port = os.environ.get("BUILDWRIGHT_WEBHOOK_PORT") or "8443"  # the apiserver dials loopback
+    os.environ.setdefault("BUILDWRIGHT_WEBHOOK_URL", f"https://127.0.0.1:{port}/convert")
 
 
 def run(args: argparse.Namespace) -> int:

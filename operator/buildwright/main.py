@@ -76,4 +76,4 @@ async def cleanup(**_: Any) -> None:
 
 def load_handlers() -> None:
     """Import the handler modules so their decorators register with kopf."""
-    from buildwright.handlers import buildruns, builds, watches  # noqa: F401
+    from buildwright.handlers import buildruns, builds, conversion, watches  # noqa: F401
