@@ -1,0 +1,91 @@
+"""The node agent: a kubelet stand-in whose containers really run, as host processes.
+
+`python -m buildwright.localcluster.nodeagent --kubeconfig K` registers a Node, takes the Pods
+bound (or bindable) to it and runs their containers with `ProcessExecutor` until SIGTERM or
+SIGINT. It must run as root (mount namespaces, bind mounts) on a host that has the tools the
+build steps call; see e2e/local/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from kubernetes import config as k8s_config
+
+from buildwright.localcluster.kubelet import KubeletStandIn
+from buildwright.localcluster.process_executor import DEFAULT_STATE_DIR, ProcessExecutor
+
+log = logging.getLogger("buildwright.nodeagent")
+
+
+def node_agent(
+    kubeconfig: str | Path,
+    *,
+    node_name: str = "buildwright-node",
+    state_dir: str | Path = DEFAULT_STATE_DIR,
+    venv_bin: str | Path | None = None,
+) -> KubeletStandIn:
+    """A started-able stand-in kubelet running Pods with a ProcessExecutor (not yet started).
+
+    The executor's sweeper is started with it; `stop()` on the stand-in closes both.
+    """
+    api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    executor = ProcessExecutor(api_client, state_dir=state_dir, venv_bin=venv_bin)
+    executor.start_sweeper()
+    return KubeletStandIn(kubeconfig, node_name=node_name, executor=executor)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m buildwright.localcluster.nodeagent", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--kubeconfig", required=True, type=Path)
+    parser.add_argument("--node-name", default="buildwright-node")
+    parser.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+        help="per-Pod volumes, logs and termination messages live in STATE_DIR/pods/<uid>",
+    )  # fmt: skip
+    parser.add_argument(
+        "--venv-bin", type=Path, default=None,
+        help="directory holding buildwright-step (default: this Python's bin directory)",
+    )  # fmt: skip
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if os.geteuid() != 0:
+        print("the node agent must run as root (it bind-mounts volumes)", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    kubelet = node_agent(
+        args.kubeconfig, node_name=args.node_name, state_dir=args.state_dir,
+        venv_bin=args.venv_bin,
+    )  # fmt: skip
+    kubelet.start()
+    log.info("node agent %s running Pods; logs under %s/pods", args.node_name, args.state_dir)
+    try:
+        stop.wait()
+    finally:
+        kubelet.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
