@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
+import ssl
 import statistics
 import subprocess
 import threading
@@ -24,12 +26,15 @@ from typing import Any, TypeVar
 import kopf
 import pytest
 import yaml
+from cryptography import x509
 from kubernetes import client
 
 from buildwright.handlers.conversion import (
     CRD_NAMES,
+    Certificate,
     WebhookConfig,
     WebhookServer,
+    generate_certificate,
     point_crds_at_webhook,
 )
 from buildwright.kube import CRDS, Kube
@@ -318,6 +323,119 @@ def test_v1alpha1_strategies_with_build_steps_install(
     finally:
         kubectl(kubeconfig, "delete", "clusterbuildstrategies.shipwright.io", *names,
                 "--ignore-not-found", check=False)  # fmt: skip
+
+
+def served_certificate(port: int) -> bytes:
+    """The certificate the webhook presents now (DER), whoever signed it."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def test_rotation_keeps_v1alpha1_served(
+    conversion_webhook: WebhookThread, kubeconfig: Path, namespace: str
+) -> None:
+    server = conversion_webhook.server
+    kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(alpha_build("rot")))
+    before = served_certificate(server.port)
+    old = server.certificate
+    assert old is not None
+    assert not conversion_webhook.run(server.rotate()), "a fresh certificate is not rotated"
+
+    # Due by the clock: two thirds of the lifetime have passed.
+    later = old.not_before + (old.not_after - old.not_before) * 0.7
+    assert conversion_webhook.run(server.rotate(now=later))
+    new = server.certificate
+    assert new is not None and new != old
+    assert served_certificate(server.port) != before
+
+    # The CRDs trust both CAs while open connections may still present the old certificate.
+    listing = get_json(kubeconfig, "default", "crd", *CRD_NAMES)
+    for crd in listing["items"]:
+        bundle = base64.b64decode(crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"])
+        assert bundle.count(b"BEGIN CERTIFICATE") == 2
+        assert new.ca in bundle and old.ca in bundle
+    # Dropping every open connection makes the apiserver verify the new certificate.
+    conversion_webhook.run(server.pause())
+    conversion_webhook.run(server.restart())
+    alpha = get_json(kubeconfig, namespace, "builds.v1alpha1.shipwright.io", "rot")
+    assert alpha["spec"]["source"]["url"] == BOOK_URL
+
+
+def tls_secret(name: str, certificate: Certificate) -> client.V1Secret:
+    return client.V1Secret(
+        metadata=client.V1ObjectMeta(name=name),
+        type="kubernetes.io/tls",
+        data={
+            key: base64.b64encode(value).decode()
+            for key, value in (
+                ("tls.crt", certificate.cert),
+                ("tls.key", certificate.key),
+                ("ca.crt", certificate.ca),
+            )
+        },
+    )
+
+
+def test_certificate_from_a_secret(
+    conversion_webhook: WebhookThread, kubeconfig: Path, namespace: str, core_v1: client.CoreV1Api
+) -> None:
+    """cert-manager's layout: the webhook serves the Secret's certificate and follows renewals."""
+    port = free_port()
+    config = WebhookConfig(
+        host="127.0.0.1", port=port, url=f"https://127.0.0.1:{port}/convert",
+        namespace=namespace, cert_secret="webhook-tls",
+    )  # fmt: skip
+    issued = generate_certificate(config)
+    core_v1.create_namespaced_secret(namespace, tls_secret("webhook-tls", issued))
+    kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(alpha_build("sec")))
+    session = conversion_webhook.server
+    from_secret = WebhookServer(config, session.kube)
+    conversion_webhook.run(from_secret.start())
+    # The session's webhook is down: only the Secret-based one can answer now.
+    conversion_webhook.run(session.pause())
+    try:
+        assert from_secret.certificate == issued
+        wait_until(
+            lambda: kubectl(kubeconfig, "-n", namespace, "get", "builds.v1alpha1.shipwright.io",
+                            "sec", check=False).returncode == 0,
+            timeout=30, interval=0.2, description="v1alpha1 served with the Secret's certificate",
+        )  # fmt: skip
+        assert not conversion_webhook.run(from_secret.rotate()), "the Secret did not change"
+
+        renewed = generate_certificate(config)
+        core_v1.replace_namespaced_secret(
+            "webhook-tls", namespace, tls_secret("webhook-tls", renewed)
+        )
+        assert conversion_webhook.run(from_secret.rotate())
+        assert from_secret.certificate == renewed
+        served = ssl.DER_cert_to_PEM_cert(served_certificate(port)).encode()
+        assert x509.load_pem_x509_certificate(served) == x509.load_pem_x509_certificate(
+            renewed.cert
+        )
+        conversion_webhook.run(from_secret.pause())
+        conversion_webhook.run(from_secret.restart())
+        alpha = get_json(kubeconfig, namespace, "builds.v1alpha1.shipwright.io", "sec")
+        assert alpha["spec"]["output"]["credentials"] == {"name": "push-secret"}
+    finally:
+        conversion_webhook.run(from_secret.stop())
+        conversion_webhook.run(session.restart())
+        assert session.ca_bundle is not None
+        conversion_webhook.run(
+            point_crds_at_webhook(session.kube, session.config.crd_patch(session.ca_bundle))
+        )
+    wait_until(
+        lambda: kubectl(kubeconfig, "-n", namespace, "get", "builds.v1alpha1.shipwright.io",
+                        "sec", check=False).returncode == 0,
+        timeout=30, interval=0.2, description="v1alpha1 served by the session webhook again",
+    )  # fmt: skip
 
 
 # --- the apiserver's behaviour around the webhook -----------------------------------------------
