@@ -35,6 +35,10 @@ integration: venv control-plane
 test: venv control-plane lint typecheck
 	$(BIN)/pytest -q tests
 
+# Real builds through the node agent (needs root and the tools .ci/run installs).
+e2e-local: venv control-plane
+	$(BIN)/pytest -q e2e/local
+
 crds: venv
 	$(BIN)/python -m buildwright.api.crdgen crds
 
