@@ -9,9 +9,9 @@ The steps' command, args, env and image are also compared with an independent re
 substitution of the strategy YAML (Tekton's rules: whole-element `[*]` array expansion, one
 plain replacement pass) after applying Kubernetes' own `$(VAR)`/`$$` expansion to the core's
 output. That comparison, run with hostile parameter values, shows each value reaching the
-tool as one literal argv element or env value, never as part of a `-c` script. The jib, ko and source-to-image-redhat scripts are then run
-from the rendered Pod with recording stand-ins of their tools (buildah and BuildKit are run in
-test_strategy_scripts.py).
+tool as one literal argv element or env value, never as part of a `-c` script. The jib, ko
+and source-to-image-redhat scripts are then run from the rendered Pod with recording
+stand-ins of their tools (buildah and BuildKit are run in test_strategy_scripts.py).
 
 Helpers here (`strategy_files`, `representative_pod`) are reused by the integration tests,
 which send the same Pods to a real apiserver.
