@@ -146,17 +146,6 @@ def env(
     return Env(namespace, api_client, operator, executor)
 
 
-# The git-source step writes shp-error-reason/-message only as result files; as an init
-# container that fails, step-results never runs to carry them out, and the step writes no
-# termination message of its own (the Pod contract says it writes them as JSON results to
-# /dev/termination-log). So failureDetails gets no reason. Fix belongs in steps/git_source.py.
-GIT_REASON_LOST = pytest.mark.xfail(
-    strict=True,
-    reason="git-source step does not write its error results to /dev/termination-log, so "
-    "failureDetails.reason stays empty",
-)
-
-
 # --- scenarios -------------------------------------------------------------------------------
 
 
@@ -203,7 +192,6 @@ def test_broken_dockerfile_fails_in_the_build_step(
     assert "no-such-file.txt" in details["message"]
 
 
-@GIT_REASON_LOST
 def test_wrong_git_url_reports_the_git_reason(
     env: Env, git_daemon: GitDaemon, registry: LocalRegistry
 ) -> None:
@@ -231,7 +219,6 @@ def test_private_repository_with_basic_auth_clone_secret(
     assert HTTP_PASSWORD not in env.logs(run, "step-source-default")
 
 
-@GIT_REASON_LOST
 def test_private_repository_with_wrong_password(
     env: Env, git_http_auth: GitHttpServer, registry: LocalRegistry
 ) -> None:

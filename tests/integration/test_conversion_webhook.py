@@ -128,11 +128,13 @@ def original_conversion() -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="session")
+# Module scope: once this module is done the CRDs point at their Service again, so later
+# suites (deploy/ re-applies the CRDs) see them as installed from crds/.
+@pytest.fixture(scope="module")
 def conversion_webhook(
     control_plane: ControlPlane, crds: list[str], core_v1: client.CoreV1Api
 ) -> Iterator[WebhookThread]:
-    """The conversion webhook, serving v1alpha1 for the rest of the session once requested."""
+    """The conversion webhook, serving v1alpha1 while this module runs."""
     webhook = WebhookThread(free_port())
     webhook.start()
     try:

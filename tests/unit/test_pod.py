@@ -198,6 +198,8 @@ def test_book_scenario_kaniko_with_shipwright_managed_push() -> None:
         "/tekton/results/shp-error-reason",
         "--result-file-error-message",
         "/tekton/results/shp-error-message",
+        "--termination-log",
+        "/dev/termination-log",
     ]
     # Forced to the strategy's user (kaniko runs as root), otherwise least privilege.
     assert source["securityContext"] == {

@@ -691,3 +691,25 @@ def test_main_in_process_writes_error_results(tmp_path: Path) -> None:
     assert code == 1
     assert reason_file.read_text() == GIT_SSH_AUTH_EXPECTED
     assert "ssh" in message_file.read_text()
+
+
+def test_failure_is_reported_in_the_termination_log(tmp_path: Path, git_base: Path) -> None:
+    """An init container's failure stops the Pod before step-results runs, so the step
+    itself must carry its error results out through its termination message."""
+    from buildwright.steps.resultfiles import parse_termination_message
+
+    log = tmp_path / "termination-log"
+    run = run_step(tmp_path, f"file://{git_base}/absent", "--termination-log", str(log))
+    assert run.code == 1
+    reported = parse_termination_message(log.read_text())
+    assert reported == {
+        "shp-error-reason": GIT_REMOTE_REPOSITORY_NOT_FOUND,
+        "shp-error-message": run.results["error-message"],
+    }
+
+
+def test_success_leaves_the_termination_log_alone(tmp_path: Path, sample_repo: SampleRepo) -> None:
+    log = tmp_path / "termination-log"
+    run = run_step(tmp_path, f"file://{sample_repo.path}", "--termination-log", str(log))
+    assert run.code == 0, run.output
+    assert not log.exists()

@@ -154,8 +154,12 @@ KINDS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
-def crd(entry: dict[str, Any]) -> dict[str, Any]:
-    """The CustomResourceDefinition of one kind, both versions, v1beta1 stored."""
+def crd(entry: dict[str, Any], webhook_url: str | None = None) -> dict[str, Any]:
+    """The CustomResourceDefinition of one kind, both versions, v1beta1 stored.
+
+    With `webhook_url` the conversion webhook is addressed by URL instead of the in-cluster
+    Service: a local control plane has no Service routing, and re-applying the Service form
+    over a URL set earlier would leave both (which the apiserver rejects)."""
     alpha_model, beta_model = entry["models"]
     versions = []
     for name, model, storage in (("v1alpha1", alpha_model, False), ("v1beta1", beta_model, True)):
@@ -197,7 +201,9 @@ def crd(entry: dict[str, Any]) -> dict[str, Any]:
                 "strategy": "Webhook",
                 "webhook": {
                     "conversionReviewVersions": ["v1"],
-                    "clientConfig": {"service": dict(CONVERSION_SERVICE)},
+                    "clientConfig": {"url": webhook_url}
+                    if webhook_url
+                    else {"service": dict(CONVERSION_SERVICE)},
                 },
             },
             "versions": versions,
@@ -216,6 +222,10 @@ def render_all() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--webhook-url"] and len(argv) == 2:
+        # For a local control plane: print the CRDs addressing the webhook by URL.
+        print("---\n".join(yaml.safe_dump(crd(e, argv[1]), sort_keys=False) for e in KINDS))
+        return 0
     target = Path(argv[0] if argv else "crds")
     target.mkdir(parents=True, exist_ok=True)
     for name, text in render_all().items():

@@ -336,6 +336,10 @@ def _source_container(ctx: _Context, secret_volumes: dict[str, str]) -> dict[str
             result_path(RESULT_ERROR_REASON),
             "--result-file-error-message",
             result_path(RESULT_ERROR_MESSAGE),
+            # An init container that fails stops the Pod before step-results runs: the step
+            # reports its error results itself, as JSON in its own termination message.
+            "--termination-log",
+            TERMINATION_LOG,
         ]
         if git.revision:
             args += ["--revision", kube_escape(git.revision)]

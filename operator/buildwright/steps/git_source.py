@@ -57,7 +57,7 @@ from buildwright.core.reasons import (
     GIT_SSH_AUTH_EXPECTED,
     GIT_SSH_AUTH_UNEXPECTED,
 )
-from buildwright.steps.resultfiles import write_result
+from buildwright.steps.resultfiles import render_termination_message, write_result
 
 SECRET_USERNAME = "username"
 SECRET_PASSWORD = "password"
@@ -614,6 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--result-file-source-timestamp")
     parser.add_argument("--result-file-error-reason")
     parser.add_argument("--result-file-error-message")
+    parser.add_argument("--termination-log", default=None,
+                        help="on failure, also write the error results here as JSON (the "
+                        "container's terminationMessagePath)")
     return parser
 
 
@@ -680,6 +683,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     message = one_line(scrub_text(message))
     write_result(args.result_file_error_reason, reason)
     write_result(args.result_file_error_message, message)
+    if args.termination_log:
+        report = render_termination_message(
+            {"shp-error-reason": reason, "shp-error-message": message}
+        )
+        try:
+            with open(args.termination_log, "w", encoding="utf-8") as log:
+                log.write(report)
+        except OSError as error:  # the result files still carry the reason
+            print(f"warning: cannot write {args.termination_log}: {error}", file=sys.stderr)
     print(f"error: {reason}: {message}", file=sys.stderr, flush=True)
     return 1
 
