@@ -1,0 +1,757 @@
+"""How fast BuildRuns become Pods and statuses, and what the operator costs (issue 9).
+
+Starts a private control plane (with an audit log), installs crds/ and strategies/, runs
+`buildwright run` as a subprocess and the kubelet stand-in in another, registers one Build
+per scenario namespace, then creates BuildRuns at steady rates or in bursts. Everything is
+observed from outside through watches: a timestamp is when this process *received* the
+event (API timestamps have one-second resolution).
+
+Figures per scenario (medians over repeats): BuildRun created → Pod seen, Pod Succeeded
+seen → BuildRun Succeeded seen, achieved rates, duplicates, regressions, operator CPU and
+peak RSS, and the operator's API requests per BuildRun from the audit log (user agents
+`buildwright` and `kopf/*`). Writes bench/results.md and compares with the previous one.
+
+Run: make bench, or .venv/bin/python bench/run.py [--scenario steady-100 ...] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+GROUP_VERSION = "shipwright.io/v1beta1"
+BUILD_NAME = "bench-build"
+PUSH_SECRET = "push-secret"
+OPERATOR_AGENTS = ("buildwright", "kopf/")
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+READ_VERBS = {"get", "list"}
+
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+"""
+
+
+# --------------------------------------------------------------------------- API client
+
+
+class Api:
+    """A small asyncio client for the apiserver, authenticated from a kubeconfig."""
+
+    def __init__(self, kubeconfig: Path, *, connections: int = 64) -> None:
+        doc = yaml.safe_load(kubeconfig.read_text())
+        cluster = doc["clusters"][0]["cluster"]
+        user = doc["users"][0]["user"]
+        self.server = cluster["server"].rstrip("/")
+        context = ssl.create_default_context(
+            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+        )
+        # ssl loads client keys only from files.
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = Path(tmp) / "c.crt", Path(tmp) / "c.key"
+            cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
+            key.write_bytes(base64.b64decode(user["client-key-data"]))
+            context.load_cert_chain(str(cert), str(key))
+        self._ssl = context
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self._connections),
+                headers={"User-Agent": "buildwright-bench", "Accept": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        async with self.session.request(
+            method,
+            self.server + path,
+            json=body,
+            timeout=aiohttp.ClientTimeout(total=120),
+        ) as resp:
+            text = await resp.text()
+            return resp.status, (json.loads(text) if text else None)
+
+    async def ok(self, method: str, path: str, body: Any = None) -> Any:
+        status, data = await self.call(method, path, body)
+        if status >= 400:
+            raise RuntimeError(f"{method} {path}: {status} {data}")
+        return data
+
+
+def buildruns_path(namespace: str) -> str:
+    return f"/apis/{GROUP_VERSION}/namespaces/{namespace}/buildruns"
+
+
+def pods_path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/pods"
+
+
+# --------------------------------------------------------------------------- observation
+
+
+# Order of a BuildRun's states as the operator moves it forward; a later event with a lower
+# rank, or with an older resourceVersion, is a regression.
+RANK_NEW, RANK_POD, RANK_PENDING, RANK_RUNNING, RANK_DONE = range(5)
+
+
+def buildrun_rank(body: dict[str, Any]) -> tuple[int, str | None]:
+    status = body.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Succeeded":
+            if condition.get("status") in ("True", "False"):
+                return RANK_DONE, str(condition.get("reason"))
+            if condition.get("reason") == "Running":
+                return RANK_RUNNING, None
+            return RANK_PENDING, None
+    return (RANK_POD if status.get("executor") else RANK_NEW), None
+
+
+@dataclass
+class Track:
+    """What was seen of one BuildRun, as local monotonic receipt times."""
+
+    sent: float | None = None
+    created: float | None = None
+    pod_seen: float | None = None
+    pod_done: float | None = None
+    done: float | None = None
+    reason: str | None = None
+    rank: int = RANK_NEW
+    resource_version: int = 0
+    pod_uids: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Observation:
+    """Everything one scenario run saw; `summary()` turns it into figures."""
+
+    count: int
+    tracks: dict[str, Track]
+    regressions: int = 0
+    create_errors: int = 0
+    timed_out: bool = False
+
+    def summary(self) -> dict[str, float]:
+        tracks = list(self.tracks.values())
+        created = [t.created for t in tracks if t.created is not None]
+        sent = [t.sent for t in tracks if t.sent is not None]
+        to_pod = [t.pod_seen - t.created for t in tracks if t.pod_seen and t.created]
+        to_status = [t.done - t.pod_done for t in tracks if t.done and t.pod_done]
+        end_to_end = [t.done - t.created for t in tracks if t.done and t.created]
+        pods_seen = [t.pod_seen for t in tracks if t.pod_seen is not None]
+        done = [t.done for t in tracks if t.done is not None]
+        out: dict[str, float] = {"buildruns": float(self.count)}
+        if sent and created:
+            span = max(created) - min(sent)
+            out["create_rate"] = len(created) / span if span > 0 else float("inf")
+            out["create_seconds"] = span
+        for label, values in (("to_pod", to_pod), ("to_succeeded", to_status),
+                              ("end_to_end", end_to_end)):  # fmt: skip
+            for q, value in percentiles(values).items():
+                out[f"{label}_{q}_ms"] = value * 1000
+        if created and pods_seen:
+            out["last_pod_after_last_create_s"] = max(pods_seen) - max(created)
+            span = max(pods_seen) - min(created)
+            out["pod_throughput"] = len(pods_seen) / span if span > 0 else float("inf")
+        if created and done:
+            span = max(done) - min(created)
+            out["completion_throughput"] = len(done) / span if span > 0 else float("inf")
+        out["duplicate_pods"] = float(sum(max(len(t.pod_uids) - 1, 0) for t in tracks))
+        out["without_pod"] = float(sum(1 for t in tracks if not t.pod_uids))
+        out["not_succeeded"] = float(sum(1 for t in tracks if t.reason != "Succeeded"))
+        out["regressions"] = float(self.regressions)
+        out["create_errors"] = float(self.create_errors)
+        out["timed_out"] = float(self.timed_out)
+        return out
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+    return {"p50": rank(0.5), "p95": rank(0.95), "p99": rank(0.99), "max": ordered[-1]}
+
+
+async def watch(
+    api: Api, path: str, resource_version: str, on_event: Any, stop: asyncio.Event
+) -> None:
+    """Feed every event of a watch to `on_event(type, object, receipt_time)` until `stop`."""
+    while not stop.is_set():
+        url = (
+            f"{api.server}{path}?watch=1&allowWatchBookmarks=true&timeoutSeconds=600"
+            f"&resourceVersion={resource_version}"
+        )
+        async with api.session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as resp:
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                received = time.monotonic()
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        raise RuntimeError(f"watch {path}: {obj}")
+                    resource_version = obj.get("metadata", {}).get(
+                        "resourceVersion", resource_version
+                    )
+                    if event.get("type") != "BOOKMARK":
+                        on_event(event["type"], obj, received)
+                if stop.is_set():
+                    return
+
+
+async def drive(
+    api: Api,
+    namespace: str,
+    *,
+    count: int,
+    rate: float | None,
+    timeout: float,
+    build: str = BUILD_NAME,
+    prefix: str = "br",
+) -> Observation:
+    """Create `count` BuildRuns for `build` (at `rate` per second, or all at once when None),
+    watch them and their Pods until every BuildRun is finished or `timeout` passes."""
+    names = [f"{prefix}-{i:05d}" for i in range(count)]
+    tracks = {name: Track() for name in names}
+    obs = Observation(count, tracks)
+
+    def on_buildrun(kind: str, body: dict[str, Any], received: float) -> None:
+        track = tracks.get(body["metadata"]["name"])
+        if track is None or kind == "DELETED":
+            return
+        if track.created is None:
+            track.created = received
+        version = int(body["metadata"]["resourceVersion"])
+        rank, reason = buildrun_rank(body)
+        if version < track.resource_version or rank < track.rank:
+            obs.regressions += 1
+        track.resource_version = max(track.resource_version, version)
+        track.rank = max(track.rank, rank)
+        if rank == RANK_DONE and track.done is None:
+            track.done, track.reason = received, reason
+
+    def on_pod(kind: str, body: dict[str, Any], received: float) -> None:
+        meta = body["metadata"]
+        owner = (meta.get("labels") or {}).get("buildrun.shipwright.io/name", "")
+        track = tracks.get(owner)
+        if track is None or kind == "DELETED":
+            return
+        track.pod_uids.add(meta["uid"])
+        if track.pod_seen is None:
+            track.pod_seen = received
+        phase = (body.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed") and track.pod_done is None:
+            track.pod_done = received
+
+    stop = asyncio.Event()
+    watches = []
+    for path, handler in ((buildruns_path(namespace), on_buildrun), (pods_path(namespace), on_pod)):
+        listing = await api.ok("GET", path)
+        version = listing["metadata"]["resourceVersion"]
+        watches.append(asyncio.create_task(watch(api, path, version, handler, stop)))
+
+    async def create(name: str) -> None:
+        body = {
+            "apiVersion": GROUP_VERSION,
+            "kind": "BuildRun",
+            "metadata": {"name": name},
+            "spec": {"build": {"name": build}},
+        }
+        track = tracks[name]
+        track.sent = time.monotonic()
+        status, _ = await api.call("POST", buildruns_path(namespace), body)
+        answered = time.monotonic()
+        if status >= 400:
+            obs.create_errors += 1
+            return
+        # The POST's answer is the earliest moment the object is known to exist; the watch
+        # may deliver ADDED a little before it.
+        track.created = min(answered, track.created or answered)
+
+    creators: list[asyncio.Task[None]] = []
+    began = time.monotonic()
+    for i, name in enumerate(names):
+        if rate is not None:
+            delay = began + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        creators.append(asyncio.create_task(create(name)))
+    await asyncio.gather(*creators)
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(t.done is not None for t in tracks.values()):
+            break
+        if any(w.done() and w.exception() for w in watches):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        obs.timed_out = True
+    # Late events (a regression after Succeeded) get a moment to arrive.
+    await asyncio.sleep(1.0)
+    stop.set()
+    for task in watches:
+        task.cancel()
+    for result in await asyncio.gather(*watches, return_exceptions=True):
+        if isinstance(result, Exception):
+            raise result
+    # Pods the watch may have missed (none should be): the listing is the truth.
+    listing = await api.ok("GET", pods_path(namespace))
+    for pod in listing.get("items") or []:
+        owner = (pod["metadata"].get("labels") or {}).get("buildrun.shipwright.io/name", "")
+        if owner in tracks:
+            tracks[owner].pod_uids.add(pod["metadata"]["uid"])
+    return obs
+
+
+# --------------------------------------------------------------------------- the environment
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_memory_mb(pid: int) -> dict[str, float]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+@dataclass
+class AuditCount:
+    reads: int = 0
+    writes: int = 0
+    watches: int = 0
+    by_call: Counter[str] = field(default_factory=Counter)
+
+
+def count_audit(path: Path, offset: int, namespace: str) -> AuditCount:
+    """The operator's requests in `namespace` logged after byte `offset`."""
+    result = AuditCount()
+    seen: set[str] = set()
+    with path.open("rb") as log:
+        log.seek(offset)
+        for line in log:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line being written right now
+            agent = entry.get("userAgent", "")
+            ref = entry.get("objectRef") or {}
+            if not agent.startswith(OPERATOR_AGENTS) or ref.get("namespace") != namespace:
+                continue
+            if entry["auditID"] in seen:
+                continue
+            seen.add(entry["auditID"])
+            verb = entry.get("verb", "")
+            if verb == "watch":
+                result.watches += 1
+            elif verb in READ_VERBS:
+                result.reads += 1
+            elif verb in WRITE_VERBS:
+                result.writes += 1
+            resource = ref.get("resource", "") + (
+                "/" + ref["subresource"] if ref.get("subresource") else ""
+            )
+            code = (entry.get("responseStatus") or {}).get("code", "")
+            result.by_call[f"{verb} {resource} {code}"] += 1
+    return result
+
+
+class Bench:
+    """The control plane, the operator and the kubelet stand-in for a whole benchmark run."""
+
+    def __init__(self, workdir: Path) -> None:
+        from buildwright.localcluster.controlplane import ControlPlane
+
+        self.workdir = workdir
+        policy = workdir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
+        self.audit_log = workdir / "audit.log"
+        self.control_plane = ControlPlane(
+            extra_apiserver_args=(
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+            )
+        )
+        self.kubelet: subprocess.Popen[str] | None = None
+        self.operator: Any = None
+
+    def start(self) -> None:
+        from tests.integration.operator_process import OperatorProcess
+
+        self.control_plane.start()
+        kubeconfig = self.control_plane.kubeconfig_path
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        for what in ("crds", "strategies"):
+            subprocess.run(
+                ["kubectl", "apply", "--server-side", "--force-conflicts", "-k", str(REPO / what)],
+                check=True, capture_output=True, env=env, timeout=120,
+            )  # fmt: skip
+        subprocess.run(
+            ["kubectl", "wait", "--for=condition=Established", "--timeout=60s",
+             "crd/builds.shipwright.io", "crd/buildruns.shipwright.io"],
+            check=True, capture_output=True, env=env, timeout=90,
+        )  # fmt: skip
+        self.kubelet = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / "kubelet_proc.py"), str(kubeconfig)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+        )  # fmt: skip
+        assert self.kubelet.stdout is not None
+        if self.kubelet.stdout.readline().strip() != "ready":
+            raise RuntimeError("the kubelet stand-in did not start")
+        self.operator = OperatorProcess(kubeconfig, self.workdir)
+        self.operator.start()
+
+    def restart_operator(self) -> None:
+        self.operator.stop()
+        self.operator.start()
+
+    @property
+    def operator_pid(self) -> int:
+        return int(self.operator.process.pid)
+
+    def stop(self) -> None:
+        if self.operator is not None:
+            self.operator.stop()
+        if self.kubelet is not None:
+            assert self.kubelet.stdin is not None
+            self.kubelet.stdin.close()
+            try:
+                self.kubelet.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kubelet.kill()
+        self.control_plane.stop()
+
+
+async def prepare_namespace(api: Api, namespace: str) -> None:
+    """A namespace with a push Secret and a registered Build."""
+    await api.ok("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+    await poll(lambda: api.call("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
+               lambda r: r[0] == 200, 60, "default ServiceAccount")  # fmt: skip
+    config = {"auths": {"registry.example": {"auth": base64.b64encode(b"u:p").decode()}}}
+    await api.ok("POST", f"/api/v1/namespaces/{namespace}/secrets", {
+        "metadata": {"name": PUSH_SECRET},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": json.dumps(config)},
+    })  # fmt: skip
+    await api.ok("POST", f"/apis/{GROUP_VERSION}/namespaces/{namespace}/builds", {
+        "apiVersion": GROUP_VERSION,
+        "kind": "Build",
+        "metadata": {"name": BUILD_NAME},
+        "spec": {
+            "source": {"type": "Git", "git": {"url": "https://github.com/shipwright-io/sample-nodejs"},
+                       "contextDir": "docker-build"},
+            "strategy": {"name": "kaniko", "kind": "ClusterBuildStrategy"},
+            "output": {"image": "registry.example/bench/app:latest", "pushSecret": PUSH_SECRET},
+        },
+    })  # fmt: skip
+    build = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/builds/{BUILD_NAME}"
+    await poll(lambda: api.call("GET", build),
+               lambda r: ((r[1] or {}).get("status") or {}).get("registered") == "True",
+               60, "the Build registered")  # fmt: skip
+
+
+async def poll(fetch: Any, done: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await fetch()
+        if done(result):
+            return result
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+async def delete_namespace(api: Api, namespace: str, timeout: float = 300) -> None:
+    await api.call("DELETE", f"/api/v1/namespaces/{namespace}")
+    with contextlib.suppress(TimeoutError):
+        await poll(lambda: api.call("GET", f"/api/v1/namespaces/{namespace}"),
+                   lambda r: r[0] == 404, timeout, f"namespace {namespace} gone")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    count: int
+    rate: float | None  # None: a burst, all created at once
+    repeats: int
+    memory: bool = False
+
+    @property
+    def description(self) -> str:
+        if self.rate is not None:
+            return f"{self.rate:g}/s for {self.count / self.rate:g} s ({self.count} BuildRuns)"
+        return f"{self.count} at once" + (" (then idle with all present)" if self.memory else "")
+
+
+def scenarios(quick: bool) -> dict[str, Scenario]:
+    seconds = 5 if quick else 20
+    repeats = 1 if quick else 3
+    items = [
+        Scenario("steady-50", 50 * seconds, 50, repeats),
+        Scenario("steady-100", 100 * seconds, 100, repeats),
+        Scenario("steady-200", 200 * seconds, 200, repeats),
+        Scenario("burst-500", 100 if quick else 500, None, repeats),
+        Scenario("burst-2000", 400 if quick else 2000, None, repeats),
+        Scenario("memory-5000", 1000 if quick else 5000, None, 1, memory=True),
+    ]
+    return {s.name: s for s in items}
+
+
+async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> dict[str, float]:
+    # A fresh operator per run: its CPU and peak RSS then belong to this run alone.
+    await asyncio.to_thread(bench.restart_operator)
+    namespace = f"bench-{scenario.name}-{index}-{uuid.uuid4().hex[:6]}"
+    await prepare_namespace(api, namespace)
+    pid = bench.operator_pid
+    await asyncio.sleep(2.0)  # let start-up work settle before the idle reading
+    idle_cpu = proc_cpu_seconds(pid)
+    idle_memory = proc_memory_mb(pid)
+    offset = bench.audit_log.stat().st_size
+    timeout = 60 + scenario.count / 20
+    obs = await drive(api, namespace, count=scenario.count, rate=scenario.rate, timeout=timeout)
+    figures = obs.summary()
+    busy_cpu = proc_cpu_seconds(pid) - idle_cpu
+    memory = proc_memory_mb(pid)
+    figures["operator_cpu_s"] = busy_cpu
+    figures["operator_cpu_ms_per_buildrun"] = busy_cpu * 1000 / scenario.count
+    figures["operator_rss_idle_mb"] = idle_memory["VmRSS"]
+    figures["operator_rss_mb"] = memory["VmRSS"]
+    figures["operator_peak_rss_mb"] = memory["VmHWM"]
+    if scenario.memory:
+        # Present, finished, idle: what keeping thousands of BuildRuns costs.
+        await asyncio.sleep(5.0)
+        figures["operator_rss_with_all_present_mb"] = proc_memory_mb(pid)["VmRSS"]
+    await asyncio.sleep(1.0)  # the audit log's last lines
+    audit = count_audit(bench.audit_log, offset, namespace)
+    figures["requests_per_buildrun"] = (audit.reads + audit.writes) / scenario.count
+    figures["reads_per_buildrun"] = audit.reads / scenario.count
+    figures["writes_per_buildrun"] = audit.writes / scenario.count
+    figures["watches_per_buildrun"] = audit.watches / scenario.count
+    figures["pod_create_conflicts"] = float(audit.by_call.get("create pods 409", 0))
+    breakdown = ", ".join(f"{k}: {v / scenario.count:.2f}" for k, v in audit.by_call.most_common())
+    print(f"  requests per BuildRun: {breakdown}", flush=True)
+    await delete_namespace(api, namespace)
+    return figures
+
+
+# --------------------------------------------------------------------------- the report
+
+ROWS: list[tuple[str, str, str]] = [
+    # key, label, format
+    ("buildruns", "BuildRuns", "{:.0f}"),
+    ("create_rate", "achieved create rate (/s)", "{:.1f}"),
+    ("to_pod_p50_ms", "created → Pod p50 (ms)", "{:.1f}"),
+    ("to_pod_p95_ms", "created → Pod p95 (ms)", "{:.1f}"),
+    ("to_pod_p99_ms", "created → Pod p99 (ms)", "{:.1f}"),
+    ("to_pod_max_ms", "created → Pod max (ms)", "{:.1f}"),
+    ("to_succeeded_p50_ms", "Pod done → Succeeded p50 (ms)", "{:.1f}"),
+    ("to_succeeded_p95_ms", "Pod done → Succeeded p95 (ms)", "{:.1f}"),
+    ("to_succeeded_p99_ms", "Pod done → Succeeded p99 (ms)", "{:.1f}"),
+    ("to_succeeded_max_ms", "Pod done → Succeeded max (ms)", "{:.1f}"),
+    ("end_to_end_p50_ms", "created → Succeeded p50 (ms)", "{:.1f}"),
+    ("end_to_end_p99_ms", "created → Succeeded p99 (ms)", "{:.1f}"),
+    ("last_pod_after_last_create_s", "last Pod after last create (s)", "{:.2f}"),
+    ("pod_throughput", "Pods created per s", "{:.1f}"),
+    ("completion_throughput", "BuildRuns Succeeded per s", "{:.1f}"),
+    ("duplicate_pods", "duplicate Pods", "{:.0f}"),
+    ("without_pod", "BuildRuns without Pod", "{:.0f}"),
+    ("not_succeeded", "BuildRuns not Succeeded", "{:.0f}"),
+    ("regressions", "status regressions", "{:.0f}"),
+    ("pod_create_conflicts", "Pod creates answered 409", "{:.0f}"),
+    ("requests_per_buildrun", "API requests / BuildRun", "{:.2f}"),
+    ("reads_per_buildrun", "… reads", "{:.2f}"),
+    ("writes_per_buildrun", "… writes", "{:.2f}"),
+    ("watches_per_buildrun", "… watches", "{:.3f}"),
+    ("operator_cpu_s", "operator CPU (s)", "{:.1f}"),
+    ("operator_cpu_ms_per_buildrun", "operator CPU / BuildRun (ms)", "{:.2f}"),
+    ("operator_rss_idle_mb", "operator RSS idle (MB)", "{:.1f}"),
+    ("operator_peak_rss_mb", "operator peak RSS (MB)", "{:.1f}"),
+    ("operator_rss_with_all_present_mb", "operator RSS, all present, idle (MB)", "{:.1f}"),
+]
+DATA_MARK = "<!-- bench-data: "
+
+
+def machine() -> dict[str, str]:
+    from importlib.metadata import version
+
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor() or "unknown",
+    )  # fmt: skip
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )  # fmt: skip
+    return {
+        "CPUs (nproc)": str(os.cpu_count()),
+        "CPU model": model,
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+        "Python": platform.python_version(),
+        "kopf": version("kopf"),
+        "aiohttp": version("aiohttp"),
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def load_previous(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        if line.startswith(DATA_MARK):
+            data: dict[str, Any] = json.loads(line[len(DATA_MARK) :].removesuffix(" -->"))
+            return data
+    return None
+
+
+def render(data: dict[str, Any], previous: dict[str, Any] | None) -> str:
+    out = ["# Benchmark results (issue 9)", ""]
+    out.append(f"Run at {data['when']} with:")
+    out += ["", "```", data["command"], "```", "", "| machine | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in data["machine"].items()]
+    if previous:
+        out += ["", f"Compared with the previous run of {previous['when']} "
+                "(ratio = new / previous)."]  # fmt: skip
+    out += ["", "Each figure is the median over the repeats of a scenario; latencies are "
+            "local receipt times of watch events.", ""]  # fmt: skip
+    for name, entry in data["scenarios"].items():
+        old = (previous or {}).get("scenarios", {}).get(name)
+        out.append(f"## {name}: {entry['description']}, {entry['repeats']} run(s)")
+        out.append("")
+        if old:
+            out += ["| figure | new | previous | ratio |", "|---|---:|---:|---:|"]
+        else:
+            out += ["| figure | value |", "|---|---:|"]
+        for key, label, fmt in ROWS:
+            value = entry["median"].get(key)
+            if value is None:
+                continue
+            if old:
+                before = old["median"].get(key)
+                prev = fmt.format(before) if before is not None else "–"
+                ratio = f"{value / before:.2f}" if before else "–"
+                out.append(f"| {label} | {fmt.format(value)} | {prev} | {ratio} |")
+            else:
+                out.append(f"| {label} | {fmt.format(value)} |")
+        out.append("")
+    out.append(DATA_MARK + json.dumps(data) + " -->")
+    return "\n".join(out) + "\n"
+
+
+def median_figures(runs: list[dict[str, float]]) -> dict[str, float]:
+    keys = {k for run in runs for k in run}
+    return {k: statistics.median(r[k] for r in runs if k in r) for k in sorted(keys)}
+
+
+# --------------------------------------------------------------------------- main
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    table = scenarios(args.quick)
+    chosen = [table[name] for name in (args.scenario or list(table))]
+    data: dict[str, Any] = {
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/run.py",
+                                                      *sys.argv[1:]]),
+        "machine": machine(),
+        "scenarios": {},
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="buildwright-bench-") as tmp:
+        bench = Bench(Path(tmp))
+        await asyncio.to_thread(bench.start)
+        api = Api(bench.control_plane.kubeconfig_path)
+        try:
+            for scenario in chosen:
+                repeats = args.repeats or scenario.repeats
+                runs = []
+                for index in range(repeats):
+                    print(f"{scenario.name} run {index + 1}/{repeats}: {scenario.description}",
+                          flush=True)  # fmt: skip
+                    figures = await run_once(bench, api, scenario, index)
+                    print("  " + json.dumps({k: round(v, 2) for k, v in figures.items()}),
+                          flush=True)  # fmt: skip
+                    runs.append(figures)
+                data["scenarios"][scenario.name] = {
+                    "description": scenario.description,
+                    "repeats": repeats,
+                    "median": median_figures(runs),
+                    "runs": runs,
+                }
+        finally:
+            await api.close()
+            await asyncio.to_thread(bench.stop)
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", action="append", choices=list(scenarios(False)),
+                        help="run only this scenario (repeatable); default: all")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="smaller counts, one run each")
+    parser.add_argument("--repeats", type=int, help="override the number of runs per scenario")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.md")
+    parser.add_argument(
+        "--previous", type=Path, help="results file to compare with (default: --out as it was)"
+    )
+    args = parser.parse_args()
+    previous = load_previous(args.previous or args.out)
+    data = asyncio.run(run(args))
+    args.out.write_text(render(data, previous))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
