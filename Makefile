@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: venv control-plane lint typecheck unit integration test crds cluster cluster-down run e2e-local bench clean
+.PHONY: venv control-plane lint typecheck unit integration test crds cluster cluster-down run e2e-local e2e-kind bench clean
 
 $(BIN)/buildwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,10 +48,19 @@ cluster: venv control-plane
 cluster-down: venv
 	$(BIN)/python -m buildwright.localcluster down --kubeconfig $(KUBECONFIG_LOCAL)
 
+# The local control plane, the node agent (runs build Pods as processes on this machine; needs
+# root and the tools the steps call, see e2e/local/README.md) and the operator in the
+# foreground. `buildwright run --local` installs the CRDs and strategies itself.
 run: cluster
-	KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl apply --server-side --force-conflicts -k crds/
-	KUBECONFIG=$(KUBECONFIG_LOCAL) kubectl apply --server-side --force-conflicts -k strategies/
-	KUBECONFIG=$(KUBECONFIG_LOCAL) $(BIN)/buildwright run
+	@mkdir -p .local
+	@$(BIN)/python -m buildwright.localcluster.nodeagent --kubeconfig $(KUBECONFIG_LOCAL) --state-dir .local/agent \
+		>.local/node-agent.log 2>&1 & agent=$$!; \
+	trap 'kill $$agent 2>/dev/null; wait $$agent 2>/dev/null' EXIT INT TERM; \
+	echo "node agent running (log: .local/node-agent.log)"; \
+	$(BIN)/buildwright run --local
+
+e2e-kind:
+	bash e2e/kind.sh
 
 clean: cluster-down
 	rm -rf $(VENV) .local

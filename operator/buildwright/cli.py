@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 LOCAL_KUBECONFIG = Path(".local/kubeconfig")
 
@@ -21,8 +24,13 @@ def _has_cluster_credentials() -> bool:
     return (Path.home() / ".kube" / "config").exists()
 
 
+STRATEGIES_DIR = Path(__file__).resolve().parents[2] / "strategies"
+
+
 def _start_local_cluster() -> None:
-    """No cluster given: start (or reuse) the local control plane and point at it."""
+    """No cluster given: start (or reuse) the local control plane, point at it, and install
+    the CRDs (current models, webhook addressed by loopback URL) and the strategies."""
+    from buildwright.api import crdgen
     from buildwright.localcluster import __main__ as localcluster
 
     code = localcluster.main(["up", "--kubeconfig", str(LOCAL_KUBECONFIG)])
@@ -30,7 +38,16 @@ def _start_local_cluster() -> None:
         raise SystemExit(code)
     os.environ["KUBECONFIG"] = str(LOCAL_KUBECONFIG.resolve())
     port = os.environ.get("BUILDWRIGHT_WEBHOOK_PORT") or "8443"  # the apiserver dials loopback
-    os.environ.setdefault("BUILDWRIGHT_WEBHOOK_URL", f"https://127.0.0.1:{port}/convert")
+    url = os.environ.setdefault("BUILDWRIGHT_WEBHOOK_URL", f"https://127.0.0.1:{port}/convert")
+    apply = ["kubectl", "apply", "--server-side", "--force-conflicts"]
+    crds = "---\n".join(yaml.safe_dump(crdgen.crd(kind, url)) for kind in crdgen.KINDS)
+    subprocess.run([*apply, "-f", "-"], input=crds, text=True, check=True)
+    names = [f"crd/{kind['plural']}.{crdgen.GROUP}" for kind in crdgen.KINDS]
+    subprocess.run(
+        ["kubectl", "wait", "--for=condition=Established", "--timeout=60s", *names], check=True
+    )
+    if STRATEGIES_DIR.is_dir():  # a source checkout; an installed wheel has no strategies/
+        subprocess.run([*apply, "-k", str(STRATEGIES_DIR)], check=True)
 
 
 def run(args: argparse.Namespace) -> int:

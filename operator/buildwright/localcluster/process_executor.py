@@ -242,7 +242,8 @@ class ProcessExecutor:
         from kubernetes import client as k8s_client
 
         self.core = k8s_client.CoreV1Api(api_client)
-        self.state_dir = Path(state_dir)
+        # Absolute: each container launches in its own workingDir.
+        self.state_dir = Path(state_dir).resolve()
         self.pods_dir = self.state_dir / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         self.pods_dir.chmod(0o700)  # secret material and env files live below
