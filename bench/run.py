@@ -410,7 +410,7 @@ def count_audit(path: Path, offset: int, namespace: str) -> AuditCount:
 class Bench:
     """The control plane, the operator and the kubelet stand-in for a whole benchmark run."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, operator_env: dict[str, str] | None = None) -> None:
         from buildwright.localcluster.controlplane import ControlPlane
 
         self.workdir = workdir
@@ -425,6 +425,7 @@ class Bench:
         )
         self.kubelet: subprocess.Popen[str] | None = None
         self.operator: Any = None
+        self.operator_env = operator_env or {}
 
     def start(self) -> None:
         from tests.integration.operator_process import OperatorProcess
@@ -449,7 +450,7 @@ class Bench:
         assert self.kubelet.stdout is not None
         if self.kubelet.stdout.readline().strip() != "ready":
             raise RuntimeError("the kubelet stand-in did not start")
-        self.operator = OperatorProcess(kubeconfig, self.workdir)
+        self.operator = OperatorProcess(kubeconfig, self.workdir, self.operator_env)
         self.operator.start()
 
     def restart_operator(self) -> None:
@@ -710,7 +711,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "scenarios": {},
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="buildwright-bench-") as tmp:
-        bench = Bench(Path(tmp))
+        env = dict(item.split("=", 1) for item in args.operator_env or [])
+        bench = Bench(Path(tmp), env)
         await asyncio.to_thread(bench.start)
         api = Api(bench.control_plane.kubeconfig_path)
         try:
@@ -746,6 +748,10 @@ def main() -> None:
     parser.add_argument(
         "--previous", type=Path, help="results file to compare with (default: --out as it was)"
     )
+    parser.add_argument(
+        "--operator-env", action="append", metavar="KEY=VALUE",
+        help="extra environment of the operator process (e.g. to profile it)",
+    )  # fmt: skip
     args = parser.parse_args()
     previous = load_previous(args.previous or args.out)
     data = asyncio.run(run(args))
