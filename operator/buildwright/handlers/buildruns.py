@@ -226,6 +226,7 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     updated = await ctx.kube.merge_patch(kube.BUILDRUNS, namespace, name, patch, status=True)
     ctx.buildruns.put(updated)
     await create_pod(ctx, namespace, manifest)
+    logger.info("BuildRun %s/%s: created Pod %s", namespace, name, pod_name)
     schedule_timeout(ctx, BuildRun.model_validate(updated))
     await common.post_event(ctx, updated, "PodCreated", f"created build pod {pod_name}")
 
@@ -428,6 +429,10 @@ async def write_status(ctx: Context, buildrun: BuildRun, update: Any) -> None:
     if after is not None and (
         before is None or (before.status, before.reason) != (after.status, after.reason)
     ):
+        logger.info(
+            "BuildRun %s/%s: %s %s: %s",
+            meta["namespace"], meta["name"], after.status, after.reason, after.message,
+        )  # fmt: skip
         await common.post_event(
             ctx, updated, after.reason, after.message, warning=after.status == "False"
         )
