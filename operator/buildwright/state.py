@@ -34,8 +34,18 @@ class Store:
         self._objects: dict[Key, Body] = {}
 
     def put(self, body: Body) -> None:
+        """Keep `body` unless a newer version of the object is already stored.
+
+        Our own writes store their answers at once; the watch delivers the same versions
+        later, and an older one must not replace a newer one (a reconcile would then act on
+        a stale status: start a second time, rewrite a condition, post an Event twice).
+        """
         meta = body.get("metadata", {})
-        self._objects[(meta.get("namespace", ""), meta["name"])] = body
+        key = (meta.get("namespace", ""), meta["name"])
+        stored = self._objects.get(key)
+        if stored is not None and _older(body, stored):
+            return
+        self._objects[key] = body
 
     def drop(self, namespace: str, name: str) -> None:
         self._objects.pop((namespace, name), None)
@@ -48,6 +58,23 @@ class Store:
 
     def __len__(self) -> int:
         return len(self._objects)
+
+
+def _older(candidate: Body, stored: Body) -> bool:
+    """Whether `candidate` is an older version of the same object than `stored`.
+
+    resourceVersions are opaque to clients, but the apiserver's are etcd revisions: integers
+    that grow. Anything else (or a different uid: a re-created object) counts as newer.
+    """
+    new_meta, old_meta = candidate.get("metadata", {}), stored.get("metadata", {})
+    if new_meta.get("uid") != old_meta.get("uid"):
+        return False
+    new_version, old_version = new_meta.get("resourceVersion"), old_meta.get("resourceVersion")
+    if not (isinstance(new_version, str) and isinstance(old_version, str)):
+        return False
+    if not (new_version.isdigit() and old_version.isdigit()):
+        return False
+    return int(new_version) < int(old_version)
 
 
 class Dependents:
