@@ -167,6 +167,8 @@ class Observation:
     regressions: int = 0
     create_errors: int = 0
     timed_out: bool = False
+    buildrun_events: int = 0
+    pod_events: int = 0
 
     def summary(self) -> dict[str, float]:
         tracks = list(self.tracks.values())
@@ -198,6 +200,8 @@ class Observation:
         out["not_succeeded"] = float(sum(1 for t in tracks if t.reason != "Succeeded"))
         out["regressions"] = float(self.regressions)
         out["create_errors"] = float(self.create_errors)
+        out["buildrun_events_per_buildrun"] = self.buildrun_events / self.count
+        out["pod_events_per_buildrun"] = self.pod_events / self.count
         out["timed_out"] = float(self.timed_out)
         return out
 
@@ -264,6 +268,7 @@ async def drive(
         track = tracks.get(body["metadata"]["name"])
         if track is None or kind == "DELETED":
             return
+        obs.buildrun_events += 1
         if track.created is None:
             track.created = received
         version = int(body["metadata"]["resourceVersion"])
@@ -281,6 +286,7 @@ async def drive(
         track = tracks.get(owner)
         if track is None or kind == "DELETED":
             return
+        obs.pod_events += 1
         track.pod_uids.add(meta["uid"])
         if track.pod_seen is None:
             track.pod_seen = received
@@ -457,6 +463,13 @@ class Bench:
         self.operator.stop()
         self.operator.start()
 
+    def other_pids(self) -> dict[str, int]:
+        """The processes competing with the operator for the machine's cores."""
+        names = ("etcd", "apiserver", "controller_manager")
+        pids = dict(zip(names, self.control_plane.pids, strict=True))
+        assert self.kubelet is not None
+        return {**pids, "kubelet_standin": self.kubelet.pid, "bench_client": os.getpid()}
+
     @property
     def operator_pid(self) -> int:
         return int(self.operator.process.pid)
@@ -561,12 +574,16 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
     idle_cpu = proc_cpu_seconds(pid)
     idle_memory = proc_memory_mb(pid)
     offset = bench.audit_log.stat().st_size
+    others = bench.other_pids()
+    others_before = {name: proc_cpu_seconds(p) for name, p in others.items()}
     timeout = 60 + scenario.count / 20
     obs = await drive(api, namespace, count=scenario.count, rate=scenario.rate, timeout=timeout)
     figures = obs.summary()
     busy_cpu = proc_cpu_seconds(pid) - idle_cpu
     memory = proc_memory_mb(pid)
     figures["operator_cpu_s"] = busy_cpu
+    for name, other in others.items():
+        figures[f"{name}_cpu_s"] = proc_cpu_seconds(other) - others_before[name]
     figures["operator_cpu_ms_per_buildrun"] = busy_cpu * 1000 / scenario.count
     figures["operator_rss_idle_mb"] = idle_memory["VmRSS"]
     figures["operator_rss_mb"] = memory["VmRSS"]
@@ -607,6 +624,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("last_pod_after_last_create_s", "last Pod after last create (s)", "{:.2f}"),
     ("pod_throughput", "Pods created per s", "{:.1f}"),
     ("completion_throughput", "BuildRuns Succeeded per s", "{:.1f}"),
+    ("buildrun_events_per_buildrun", "BuildRun watch events / BuildRun", "{:.2f}"),
+    ("pod_events_per_buildrun", "Pod watch events / BuildRun", "{:.2f}"),
     ("duplicate_pods", "duplicate Pods", "{:.0f}"),
     ("without_pod", "BuildRuns without Pod", "{:.0f}"),
     ("not_succeeded", "BuildRuns not Succeeded", "{:.0f}"),
@@ -618,6 +637,10 @@ ROWS: list[tuple[str, str, str]] = [
     ("watches_per_buildrun", "… watches", "{:.3f}"),
     ("operator_cpu_s", "operator CPU (s)", "{:.1f}"),
     ("operator_cpu_ms_per_buildrun", "operator CPU / BuildRun (ms)", "{:.2f}"),
+    ("apiserver_cpu_s", "kube-apiserver CPU (s)", "{:.1f}"),
+    ("etcd_cpu_s", "etcd CPU (s)", "{:.1f}"),
+    ("kubelet_standin_cpu_s", "kubelet stand-in CPU (s)", "{:.1f}"),
+    ("bench_client_cpu_s", "benchmark client CPU (s)", "{:.1f}"),
     ("operator_rss_idle_mb", "operator RSS idle (MB)", "{:.1f}"),
     ("operator_peak_rss_mb", "operator peak RSS (MB)", "{:.1f}"),
     ("operator_rss_with_all_present_mb", "operator RSS, all present, idle (MB)", "{:.1f}"),
