@@ -213,32 +213,35 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         await fail(ctx, buildrun, missing)
         return
 
+    # The Pod first, then one status write with the snapshot, the executor and the condition
+    # the new Pod calls for (a write fewer per BuildRun than writing the executor first). The
+    # Pod's name is deterministic: should we crash in between, the next reconcile finds no
+    # executor, starts again and takes the existing Pod as its own.
     pod_name = manifest["metadata"]["name"]
-    # The snapshot and the executor are written before the Pod exists: should we crash right
-    # after, the next reconcile finds the executor and follows (or recreates) the Pod.
-    patch = {
-        "status": {
-            "buildSpec": effective.to_wire(),
-            "executor": {"name": pod_name, "kind": "Pod"},
-            "taskRunName": pod_name,
-        }
-    }
-    updated = await ctx.kube.merge_patch(kube.BUILDRUNS, namespace, name, patch, status=True)
-    ctx.buildruns.put(updated)
-    await create_pod(ctx, namespace, manifest)
+    build_pod = await create_pod(ctx, namespace, manifest)
     logger.info("BuildRun %s/%s: created Pod %s", namespace, name, pod_name)
-    schedule_timeout(ctx, BuildRun.model_validate(updated))
-    await common.post_event(ctx, updated, "PodCreated", f"created build pod {pod_name}")
+    update = status.status_from_pod(buildrun, build_pod, common.now())
+    if update.stop_pod and not pod_finished(build_pod):
+        await ctx.kube.delete(kube.PODS, namespace, pod_name)
+    if not update.terminal:
+        schedule_timeout(ctx, buildrun)
+    await write_status(ctx, buildrun, update, snapshot=effective.to_wire())
 
 
-async def create_pod(ctx: Context, namespace: str, manifest: dict[str, Any]) -> None:
+async def create_pod(ctx: Context, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
     """Create the build Pod; one that already exists (same deterministic name) is ours."""
     try:
         created = await ctx.kube.create(kube.PODS, namespace, manifest)
-        ctx.pods.put(created)
     except kube.ApiError as error:
         if not error.conflict:
             raise
+        name = manifest["metadata"]["name"]
+        existing = ctx.pods.get(namespace, name) or await ctx.kube.get(kube.PODS, namespace, name)
+        if existing is None:  # deleted meanwhile: try again later
+            raise
+        created = existing
+    ctx.pods.put(created)
+    return created
 
 
 async def label_buildrun(ctx: Context, buildrun: BuildRun, build_body: dict[str, Any]) -> None:
@@ -413,10 +416,16 @@ def pod_finished(build_pod: dict[str, Any]) -> bool:
     return (build_pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
-async def write_status(ctx: Context, buildrun: BuildRun, update: Any) -> None:
+async def write_status(
+    ctx: Context, buildrun: BuildRun, update: Any, *, snapshot: dict[str, Any] | None = None
+) -> None:
+    """Write what `update` changes (and the build spec `snapshot`, when given); post an Event
+    when the run ends (intermediate transitions are logged only: each Event is a write)."""
     meta = buildrun.metadata
     current_status = buildrun.status.to_wire() if buildrun.status else {}
     patch = status.status_patch(current_status, update)
+    if snapshot is not None:
+        patch = {**(patch or {}), "buildSpec": snapshot}
     if patch is None:
         return
     updated = await ctx.kube.merge_patch(
@@ -433,9 +442,10 @@ async def write_status(ctx: Context, buildrun: BuildRun, update: Any) -> None:
             "BuildRun %s/%s: %s %s: %s",
             meta["namespace"], meta["name"], after.status, after.reason, after.message,
         )  # fmt: skip
-        await common.post_event(
-            ctx, updated, after.reason, after.message, warning=after.status == "False"
-        )
+        if after.status != "Unknown":
+            await common.post_event(
+                ctx, updated, after.reason, after.message, warning=after.status == "False"
+            )
     if new.status is not None and new.status.completion_time:
         await after_completion(ctx, new)
 
