@@ -39,6 +39,10 @@ test: venv control-plane lint typecheck
 e2e-local: venv control-plane
 	$(BIN)/pytest -q e2e/local
 
+# Operator benchmarks (issue 9; minutes per scenario): BENCH_ARGS="--scenario steady-100 --quick".
+bench: venv control-plane
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 crds: venv
 	$(BIN)/python -m buildwright.api.crdgen crds
 
