@@ -488,10 +488,15 @@ class Bench:
 
 
 async def prepare_namespace(api: Api, namespace: str) -> None:
-    """A namespace with a push Secret and a registered Build."""
+    """A new namespace with a push Secret and a registered Build."""
     await api.ok("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
     await poll(lambda: api.call("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
                lambda r: r[0] == 200, 60, "default ServiceAccount")  # fmt: skip
+    await register_build(api, namespace)
+
+
+async def register_build(api: Api, namespace: str) -> None:
+    """The push Secret and the benchmark's Build in `namespace`, registered."""
     config = {"auths": {"registry.example": {"auth": base64.b64encode(b"u:p").decode()}}}
     await api.ok("POST", f"/api/v1/namespaces/{namespace}/secrets", {
         "metadata": {"name": PUSH_SECRET},
