@@ -304,15 +304,15 @@ async def prepare_service_account(
                     raise
         return meta["name"], push_secret or await first_docker_secret(ctx, namespace, account)
     if requested:
-        account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, requested)
+        account = await common.get_account(ctx, namespace, requested)
         if account is None:
             return Failure(
                 reasons.SERVICE_ACCOUNT_NOT_FOUND, f"service account {requested} not found"
             ), None
     else:
-        account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, "pipeline")
+        account = await common.get_account(ctx, namespace, "pipeline")
         if account is None:
-            account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, "default")
+            account = await common.get_account(ctx, namespace, "default")
         if account is None:
             # Neither exists yet (a brand-new namespace): upstream retries; so do we.
             raise kube.ApiError(
@@ -320,9 +320,11 @@ async def prepare_service_account(
             )
     if push_secret and not any(s.get("name") == push_secret for s in account.get("secrets") or []):
         secrets = [*(account.get("secrets") or []), {"name": push_secret}]
-        await ctx.kube.merge_patch(
-            kube.SERVICEACCOUNTS, namespace, account["metadata"]["name"], {"secrets": secrets}
+        account_name = account["metadata"]["name"]
+        account = await ctx.kube.merge_patch(
+            kube.SERVICEACCOUNTS, namespace, account_name, {"secrets": secrets}
         )
+        common.remember_account(ctx, namespace, account_name, account)
     docker_secret = push_secret or await first_docker_secret(ctx, namespace, account)
     return account["metadata"]["name"], docker_secret
 
@@ -330,7 +332,7 @@ async def prepare_service_account(
 async def first_docker_secret(ctx: Context, namespace: str, account: dict[str, Any]) -> str | None:
     """The first kubernetes.io/dockerconfigjson Secret linked to the service account."""
     for ref in [*(account.get("secrets") or []), *(account.get("imagePullSecrets") or [])]:
-        secret = await ctx.kube.get(kube.SECRETS, namespace, ref.get("name", ""))
+        secret = await common.get_secret(ctx, namespace, ref.get("name", ""))
         if secret is not None and secret.get("type") == "kubernetes.io/dockerconfigjson":
             return str(ref["name"])
     return None
@@ -341,8 +343,11 @@ async def missing_volume_sources(
 ) -> Failure | None:
     """VolumeDoesNotExist when a Secret or ConfigMap the Pod mounts is missing."""
     for kind, ref_name in pod.required_volume_objects(manifest):
-        resource = kube.SECRETS if kind == "secrets" else kube.CONFIGMAPS
-        if await ctx.kube.get(resource, namespace, ref_name) is None:
+        if kind == "secrets":
+            found = await common.get_secret(ctx, namespace, ref_name)
+        else:
+            found = await ctx.kube.get(kube.CONFIGMAPS, namespace, ref_name)
+        if found is None:
             return Failure(reasons.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
     return None
 

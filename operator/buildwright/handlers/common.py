@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,13 +43,65 @@ async def get_strategy(ctx: Context, kind: str, namespace: str, name: str) -> di
     return await cached_get(ctx, ctx.strategies, kube.BUILDSTRATEGIES, namespace, name)
 
 
+def secret_summary(body: dict[str, Any]) -> dict[str, Any]:
+    """What the operator keeps of a Secret: where it is, its version and type, no data."""
+    meta = body.get("metadata", {})
+    return {
+        "metadata": {
+            k: meta[k] for k in ("namespace", "name", "uid", "resourceVersion") if k in meta
+        },
+        "type": body.get("type"),
+    }
+
+
+async def get_secret(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Secret's summary: from the watch's record, else (a miss is not trusted) the API."""
+    summary = ctx.secrets.get(namespace, name)
+    if summary is not None:
+        return summary
+    body = await ctx.kube.get(kube.SECRETS, namespace, name)
+    if body is None:
+        return None
+    summary = secret_summary(body)
+    ctx.secrets.put(summary)
+    return summary
+
+
 async def existing_secrets(ctx: Context, namespace: str, names: set[str]) -> frozenset[str]:
     """Which of these Secrets exist (metadata only is needed; nothing of them is logged)."""
     found = set()
     for name in names:
-        if await ctx.kube.get(kube.SECRETS, namespace, name) is not None:
+        if await get_secret(ctx, namespace, name) is not None:
             found.add(name)
     return frozenset(found)
+
+
+# How long a ServiceAccount lookup is reused. Accounts are not watched (the operator may
+# not list them), so a change is seen this much later; at 100 BuildRuns/s it saves two GETs
+# per BuildRun.
+ACCOUNT_TTL_SECONDS = 1.0
+
+
+async def get_account(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
+    """A ServiceAccount (None when absent), read at most once per ACCOUNT_TTL_SECONDS."""
+    key = (namespace, name)
+    cached = ctx.accounts.get(key)
+    moment = time.monotonic()
+    if cached is not None and cached[0] > moment:
+        return cached[1]
+    account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, name)
+    remember_account(ctx, namespace, name, account)
+    return account
+
+
+def remember_account(
+    ctx: Context, namespace: str, name: str, account: dict[str, Any] | None
+) -> None:
+    if len(ctx.accounts) > 10_000:  # only recent lookups are worth keeping
+        moment = time.monotonic()
+        for key in [k for k, (expiry, _) in ctx.accounts.items() if expiry <= moment]:
+            del ctx.accounts[key]
+    ctx.accounts[(namespace, name)] = (time.monotonic() + ACCOUNT_TTL_SECONDS, account)
 
 
 async def post_event(

@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from buildwright.kube import Kube
 from buildwright.state import Dependents, Key, Scheduler, Store
@@ -45,6 +46,10 @@ class Context:
     strategies: Store = field(default_factory=Store)
     cluster_strategies: Store = field(default_factory=Store)
     pods: Store = field(default_factory=Store)
+    # Secrets as the watch reports them, reduced to name and type: never their data.
+    secrets: Store = field(default_factory=Store)
+    # ServiceAccounts are not watched (no list/watch permission); lookups are reused briefly.
+    accounts: dict[Key, tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
     # Secret (ns, name) → Builds referencing it; Build/strategy → BuildRuns waiting on it.
     secret_dependents: Dependents = field(default_factory=Dependents)
     strategy_dependents: Dependents = field(default_factory=Dependents)

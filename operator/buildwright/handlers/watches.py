@@ -29,10 +29,14 @@ async def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.event("", "v1", "secrets")
-async def secret_event(body: kopf.Body, **_: Any) -> None:
+async def secret_event(type: str, body: kopf.Body, **_: Any) -> None:
     """A referenced Secret appeared, changed or vanished: re-validate the Builds using it."""
     ctx = current()
     meta = body["metadata"]
+    if type == "DELETED":
+        ctx.secrets.drop(meta["namespace"], meta["name"])
+    else:
+        ctx.secrets.put(common.secret_summary(dict(body)))
     for namespace, name in ctx.secret_dependents.of((meta["namespace"], meta["name"])):
         await builds.register_or_retry(ctx, namespace, name)
 
