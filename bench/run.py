@@ -89,7 +89,7 @@ class Api:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self._connections),
-                headers={"User-Agent": "buildwright-bench", "Accept": "application/json"},
+                headers={"User-Agent": "bench-client", "Accept": "application/json"},
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
             )
         return self._session
