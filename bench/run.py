@@ -581,7 +581,7 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
     offset = bench.audit_log.stat().st_size
     others = bench.other_pids()
     others_before = {name: proc_cpu_seconds(p) for name, p in others.items()}
-    timeout = 60 + scenario.count / 20
+    timeout = 60 + scenario.count / 10
     obs = await drive(api, namespace, count=scenario.count, rate=scenario.rate, timeout=timeout)
     figures = obs.summary()
     busy_cpu = proc_cpu_seconds(pid) - idle_cpu
