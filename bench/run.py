@@ -728,7 +728,7 @@ def median_figures(runs: list[dict[str, float]]) -> dict[str, float]:
 # --------------------------------------------------------------------------- main
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     table = scenarios(args.quick)
     chosen = [table[name] for name in (args.scenario or list(table))]
     data: dict[str, Any] = {
@@ -738,31 +738,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "scenarios": {},
     }  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="buildwright-bench-") as tmp:
-        env = dict(item.split("=", 1) for item in args.operator_env or [])
-        bench = Bench(Path(tmp), env)
-        await asyncio.to_thread(bench.start)
-        api = Api(bench.control_plane.kubeconfig_path)
-        try:
-            for scenario in chosen:
-                repeats = args.repeats or scenario.repeats
-                runs = []
-                for index in range(repeats):
-                    print(f"{scenario.name} run {index + 1}/{repeats}: {scenario.description}",
-                          flush=True)  # fmt: skip
-                    figures = await run_once(bench, api, scenario, index)
-                    print("  " + json.dumps({k: round(v, 2) for k, v in figures.items()}),
-                          flush=True)  # fmt: skip
-                    runs.append(figures)
-                data["scenarios"][scenario.name] = {
-                    "description": scenario.description,
-                    "repeats": repeats,
-                    "median": median_figures(runs),
-                    "runs": runs,
-                }
-        finally:
-            await api.close()
-            await asyncio.to_thread(bench.stop)
+    api = Api(bench.control_plane.kubeconfig_path)
+    try:
+        for scenario in chosen:
+            repeats = args.repeats or scenario.repeats
+            runs = []
+            for index in range(repeats):
+                print(f"{scenario.name} run {index + 1}/{repeats}: {scenario.description}",
+                      flush=True)  # fmt: skip
+                figures = await run_once(bench, api, scenario, index)
+                print("  " + json.dumps({k: round(v, 2) for k, v in figures.items()}),
+                      flush=True)  # fmt: skip
+                runs.append(figures)
+            data["scenarios"][scenario.name] = {
+                "description": scenario.description,
+                "repeats": repeats,
+                "median": median_figures(runs),
+                "runs": runs,
+            }
+    finally:
+        await api.close()
     return data
 
 
@@ -782,7 +777,16 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     previous = load_previous(args.previous or args.out)
-    data = asyncio.run(run(args))
+    env = dict(item.split("=", 1) for item in args.operator_env or [])
+    with tempfile.TemporaryDirectory(prefix="buildwright-bench-") as tmp:
+        bench = Bench(Path(tmp), env)
+        # Outside the event loop, so that SIGTERM (turned into SystemExit by the control
+        # plane) or Ctrl-C still stops the operator and the stand-in, not only the cluster.
+        try:
+            bench.start()
+            data = asyncio.run(run(args, bench))
+        finally:
+            bench.stop()
     args.out.write_text(render(data, previous))
     print(f"wrote {args.out}")
 
