@@ -15,17 +15,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
-import ipaddress
 import json
 import ssl
 from typing import Any
 
 from aiohttp import web
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from buildwright import pki
 from buildwright.api.conversion import ConversionError, convert
 
 REVIEW_API_VERSION = "apiextensions.k8s.io/v1"
@@ -186,90 +183,20 @@ def generate_self_signed(
     """Create a CA and a serving certificate signed by it.
 
     Returns PEM `(ca_cert, server_cert, server_key)`. The server certificate names every
-    hostname and IP address as a subjectAltName (Go clients such as the apiserver ignore the
-    common name). The CA key is discarded: a new pair is generated on rotation.
+    hostname and IP address as a subjectAltName. The CA key is discarded: a new pair is
+    generated on rotation.
     """
     if not hostnames and not ip_addresses:
         raise ValueError("a serving certificate needs at least one hostname or IP address")
-    now = datetime.datetime.now(datetime.UTC)
-    # Backdated a little so a client whose clock lags slightly still accepts it.
-    not_before = now - datetime.timedelta(minutes=5)
-    not_after = now + datetime.timedelta(days=days)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "buildwright-webhook-ca")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
+    ca = pki.new_ca("buildwright-webhook-ca", days=days)
+    serving = ca.issue(
+        hostnames[0] if hostnames else ip_addresses[0],
+        days=days,
+        server=True,
+        dns_names=hostnames,
+        ip_addresses=ip_addresses,
     )
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    alt_names: list[x509.GeneralName] = [x509.DNSName(h) for h in hostnames]
-    alt_names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
-    common_name = hostnames[0] if hostnames else ip_addresses[0]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return (
-        ca_cert.public_bytes(serialization.Encoding.PEM),
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
+    return ca.cert_pem, serving.cert_pem, serving.key_pem
 
 
 def certificate_not_after(cert_pem: bytes) -> datetime.datetime:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import datetime as dt
-import ipaddress
 import json
 import os
 import shutil
@@ -33,10 +31,9 @@ from types import FrameType, TracebackType
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+
+from buildwright import pki
 
 from .binaries import ensure_binaries
 from .wait import wait_until
@@ -45,6 +42,14 @@ SERVICE_CIDR = "10.0.0.0/24"
 # The first address of the service range belongs to the `kubernetes` Service, so the serving
 # certificate must name it for in-cluster style clients.
 KUBERNETES_SERVICE_IP = "10.0.0.1"
+APISERVER_NAMES = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+CERT_DAYS = 30
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTROLLERS = (
     "garbage-collector-controller",
@@ -105,111 +110,15 @@ def sweep_stale_runs(root: Path = RUNS_ROOT) -> None:
 # --------------------------------------------------------------------------- certificates
 
 
-@dataclass(frozen=True)
-class _KeyPair:
-    cert_pem: bytes
-    key_pem: bytes
-
-
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _make_ca() -> tuple[_KeyPair, ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = _new_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "buildwright-local-ca")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    pair = _KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
-    return pair, key, cert
-
-
-def _issue(
-    ca_key: ec.EllipticCurvePrivateKey,
-    ca_cert: x509.Certificate,
-    common_name: str,
-    *,
-    organizations: Sequence[str] = (),
-    server: bool = False,
-) -> _KeyPair:
-    key = _new_key()
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name(attrs))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-    )
-    if server:
-        names: list[x509.GeneralName] = [
-            x509.DNSName(n)
-            for n in (
-                "localhost",
-                "kubernetes",
-                "kubernetes.default",
-                "kubernetes.default.svc",
-                "kubernetes.default.svc.cluster.local",
-            )
-        ]
-        names += [
-            x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", KUBERNETES_SERVICE_IP)
-        ]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
-    return _KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
-
-
 def _b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
 
 
-def kubeconfig_document(server: str, ca_pem: bytes, client: _KeyPair, user: str) -> dict[str, Any]:
+def kubeconfig_document(
+    server: str, ca_pem: bytes, client: pki.KeyPair, user: str
+) -> dict[str, Any]:
     """A self-contained kubeconfig (certificates embedded) for `user` at `server`."""
     return {
         "apiVersion": "v1",
@@ -443,29 +352,35 @@ class ControlPlane:
             time.sleep(0.1)
 
     def _write_pki(self) -> None:
-        pki = self._dir() / "pki"
-        pki.mkdir(mode=0o700)
-        ca, ca_key, ca_cert = _make_ca()
-        serving = _issue(ca_key, ca_cert, "kube-apiserver", server=True)
-        admin = _issue(ca_key, ca_cert, "buildwright-admin", organizations=["system:masters"])
+        pki_dir = self._dir() / "pki"
+        pki_dir.mkdir(mode=0o700)
+        ca = pki.new_ca("buildwright-local-ca", days=CERT_DAYS)
+        serving = ca.issue(
+            "kube-apiserver",
+            days=CERT_DAYS,
+            server=True,
+            dns_names=APISERVER_NAMES,
+            ip_addresses=("127.0.0.1", KUBERNETES_SERVICE_IP),
+        )
+        admin = ca.issue("buildwright-admin", days=CERT_DAYS, organizations=["system:masters"])
         # The controller manager runs every controller under its own identity
         # (--use-service-account-credentials=false), so it needs cluster-wide rights.
-        kcm = _issue(
-            ca_key, ca_cert, "system:kube-controller-manager", organizations=["system:masters"]
+        kcm = ca.issue(
+            "system:kube-controller-manager", days=CERT_DAYS, organizations=["system:masters"]
         )
-        sa_key = _new_key()
+        sa_key = pki.new_key()
         files = {
             "ca.crt": ca.cert_pem,
-            "ca.key": ca.key_pem,
+            "ca.key": pki.key_pem(ca.key),
             "apiserver.crt": serving.cert_pem,
             "apiserver.key": serving.key_pem,
-            "sa.key": _key_pem(sa_key),
+            "sa.key": pki.key_pem(sa_key),
             "sa.pub": sa_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             ),
         }
         for name, data in files.items():
-            path = pki / name
+            path = pki_dir / name
             path.write_bytes(data)
             path.chmod(0o600)
         self._ca_pem = ca.cert_pem
