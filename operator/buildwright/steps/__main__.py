@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 SUBCOMMANDS = {
     "git-source": "clone a Git repository into the source workspace",
+    "bundle": "unpack an OCI artifact into the source workspace",
+    "waiter": "wait for a local source upload ('start'), or end the wait ('done')",
     "image-processing": "push, mutate and scan the output image",
     "results": "report result files through the termination message",
 }
@@ -41,6 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from buildwright.steps import git_source
 
         result = git_source.main(rest)
+    elif command == "bundle":
+        from buildwright.steps import bundle
+
+        result = bundle.main(rest)
+    elif command == "waiter":
+        from buildwright.steps import waiter
+
+        result = waiter.main(rest)
     elif command == "results":
         from buildwright.steps import results
 
