@@ -794,7 +794,49 @@ def test_local_source_override_uses_the_local_source_step() -> None:
     pod = render(run=run)
     step = container(pod, "step-source-local")
     assert step["command"] == ["buildwright-step", "waiter"]
-    assert "--timeout=2m" in step["args"]
+    assert step["args"] == [
+        "start",
+        "--lock-file=/shp-tmp/waiter.lock",
+        "--timeout=2m",
+        "--result-file-error-reason",
+        "/tekton/results/shp-error-reason",
+        "--result-file-error-message",
+        "/tekton/results/shp-error-message",
+        "--termination-log",
+        "/dev/termination-log",
+    ]
+    kubernetes_validate.validate(pod, "1.34", strict=True)
+
+
+def test_oci_source_uses_the_bundle_step() -> None:
+    source = {
+        "type": "OCI",
+        "ociArtifact": {"image": "registry.example/src/app:v1", "prune": "AfterPull",
+                        "pullSecret": "pull-secret"},
+    }
+    pod = render(build={**BOOK_BUILD, "source": source})
+    step = container(pod, "step-source-default")
+    assert step["command"] == ["buildwright-step", "bundle"]
+    assert step["args"] == [
+        "--image",
+        "registry.example/src/app:v1",
+        "--target",
+        "/workspace/source",
+        "--result-file-image-digest",
+        "/tekton/results/shp-source-default-image-digest",
+        "--result-file-source-timestamp",
+        "/tekton/results/shp-source-default-source-timestamp",
+        "--result-file-error-reason",
+        "/tekton/results/shp-error-reason",
+        "--result-file-error-message",
+        "/tekton/results/shp-error-message",
+        "--termination-log",
+        "/dev/termination-log",
+        "--secret-path",
+        "/workspace/shp-pull-secret",
+        "--prune",
+    ]
+    assert mounts(step)["/workspace/shp-pull-secret"] == "shp-pull-secret"
     kubernetes_validate.validate(pod, "1.34", strict=True)
 
 

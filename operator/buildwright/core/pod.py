@@ -282,6 +282,19 @@ def _shipwright_container(
 # --- source -----------------------------------------------------------------------------------
 
 
+def _error_result_args() -> list[str]:
+    # An init container that fails stops the Pod before step-results runs: the source steps
+    # report their error results themselves, as JSON in their own termination message.
+    return [
+        "--result-file-error-reason",
+        result_path(RESULT_ERROR_REASON),
+        "--result-file-error-message",
+        result_path(RESULT_ERROR_MESSAGE),
+        "--termination-log",
+        TERMINATION_LOG,
+    ]
+
+
 def _source_container(ctx: _Context, secret_volumes: dict[str, str]) -> dict[str, Any] | None:
     source = ctx.spec.source
     if source is None:
@@ -294,6 +307,7 @@ def _source_container(ctx: _Context, secret_volumes: dict[str, str]) -> dict[str
             "start",
             f"--lock-file={LOCAL_TMP_DIR}/waiter.lock",
             f"--timeout={kube_escape(timeout)}",
+            *_error_result_args(),
         ]
         mounts.append(_mount(VOLUME_LOCAL_TMP, LOCAL_TMP_DIR))
         return _shipwright_container(ctx, LOCAL_SOURCE_STEP, args, mounts)
@@ -309,6 +323,7 @@ def _source_container(ctx: _Context, secret_volumes: dict[str, str]) -> dict[str
             result_path(RESULT_SOURCE_IMAGE_DIGEST),
             "--result-file-source-timestamp",
             result_path(RESULT_SOURCE_TIMESTAMP),
+            *_error_result_args(),
         ]
         if oci.pull_secret:
             args += ["--secret-path", PULL_SECRET_PATH]
