@@ -542,6 +542,14 @@ def run(args: argparse.Namespace) -> Outcome:
             log(f"Unpacking layer {number}/{len(image.layers)} {digest}")
             extractor.apply(open_layer(client.get_blob(digest), digest), digest)
     except AuthenticationError as error:
+        if credentials is None:
+            # The client's own text speaks of push secrets; say what fixes a pull.
+            raise BundleError(
+                REASON_AUTH_FAILED,
+                f"{reference.registry} refused anonymous access to {reference.repository}: "
+                "set the source's ociArtifact.pullSecret to a kubernetes.io/dockerconfigjson "
+                "Secret with credentials for it",
+            ) from None
         raise BundleError(REASON_AUTH_FAILED, str(error)) from None
     except RegistryError as error:
         raise BundleError(REASON_PULL_FAILED, str(error)) from None
@@ -549,6 +557,8 @@ def run(args: argparse.Namespace) -> Outcome:
         raise BundleError(REASON_EXTRACT_FAILED,
                           f"cannot unpack into {args.target}: {error}") from None
     escaping = sorted(extractor.symlinks_escaping())
+    for link in escaping:  # never leave them for a later step to follow
+        os.unlink(os.path.join(extractor.root, link))
     if escaping:
         raise BundleError(REASON_EXTRACT_FAILED, f"the symlink {escaping[0]!r} resolves outside "
                           "the target directory; refusing to use this bundle")
