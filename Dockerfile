@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The buildwright image: the operator (`buildwright run`) and, in build Pods, the step
-# programs (`buildwright-step git-source | image-processing | results`).
+# programs (`buildwright-step git-source | bundle | waiter | image-processing | results`).
 #   docker build -t ghcr.io/buildwright/buildwright:0.1.0 .
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -22,11 +22,14 @@ RUN /opt/buildwright/bin/pip install . \
 FROM ${PYTHON_IMAGE}
 # git (and ssh for ssh:// sources) is what the git-source step runs; ca-certificates for
 # HTTPS clones and registries. Versions follow the pinned Debian release of the base image.
+# `shp build upload` runs a bare `waiter done` and `tar` in the source-local container.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install --yes --no-install-recommends git openssh-client ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && python -m pip uninstall --yes pip setuptools wheel \
+ && printf '#!/bin/sh\nexec buildwright-step waiter "$@"\n' >/usr/local/bin/waiter \
+ && chmod 0755 /usr/local/bin/waiter \
  && groupadd --gid 65532 buildwright \
  && useradd --uid 65532 --gid 65532 --home-dir /tmp --no-create-home \
       --shell /usr/sbin/nologin buildwright
