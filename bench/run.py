@@ -427,6 +427,8 @@ class Bench:
             extra_apiserver_args=(
                 f"--audit-policy-file={policy}",
                 f"--audit-log-path={self.audit_log}",
+                # The log would otherwise be rotated at 100 MB, losing the counted window.
+                "--audit-log-maxsize=100000",
             )
         )
         self.kubelet: subprocess.Popen[str] | None = None
@@ -602,6 +604,8 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
         figures["operator_rss_with_all_present_mb"] = proc_memory_mb(pid)["VmRSS"]
     await asyncio.sleep(1.0)  # the audit log's last lines
     audit = count_audit(bench.audit_log, offset, namespace)
+    if audit.reads + audit.writes == 0:
+        raise RuntimeError("no operator requests in the audit log (rotated?)")
     figures["requests_per_buildrun"] = (audit.reads + audit.writes) / scenario.count
     figures["reads_per_buildrun"] = audit.reads / scenario.count
     figures["writes_per_buildrun"] = audit.writes / scenario.count
