@@ -425,7 +425,7 @@ async def write_status(
     ctx: Context, buildrun: BuildRun, update: Any, *, snapshot: dict[str, Any] | None = None
 ) -> None:
     """Write what `update` changes (and the build spec `snapshot`, when given); post an Event
-    when the run ends (intermediate transitions are logged only: each Event is a write)."""
+    on each transition of the Succeeded condition, so `kubectl describe` tells the story."""
     meta = buildrun.metadata
     current_status = buildrun.status.to_wire() if buildrun.status else {}
     patch = status.status_patch(current_status, update)
@@ -447,10 +447,9 @@ async def write_status(
             "BuildRun %s/%s: %s %s: %s",
             meta["namespace"], meta["name"], after.status, after.reason, after.message,
         )  # fmt: skip
-        if after.status != "Unknown":
-            await common.post_event(
-                ctx, updated, after.reason, after.message, warning=after.status == "False"
-            )
+        await common.post_event(
+            ctx, updated, after.reason, after.message, warning=after.status == "False"
+        )
     if new.status is not None and new.status.completion_time:
         await after_completion(ctx, new)
 
