@@ -441,16 +441,17 @@ class Bench:
         self.control_plane.start()
         kubeconfig = self.control_plane.kubeconfig_path
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-        for what in ("crds", "strategies"):
-            subprocess.run(
-                ["kubectl", "apply", "--server-side", "--force-conflicts", "-k", str(REPO / what)],
-                check=True, capture_output=True, env=env, timeout=120,
-            )  # fmt: skip
+        apply = ["kubectl", "apply", "--server-side", "--force-conflicts", "-k"]
+        subprocess.run([*apply, str(REPO / "crds")], check=True, capture_output=True, env=env,
+                       timeout=120)  # fmt: skip
+        # Strategies can only be created once their CRD is served.
         subprocess.run(
             ["kubectl", "wait", "--for=condition=Established", "--timeout=60s",
-             "crd/builds.shipwright.io", "crd/buildruns.shipwright.io"],
+             "crd", "-l", "app.kubernetes.io/part-of=buildwright"],
             check=True, capture_output=True, env=env, timeout=90,
         )  # fmt: skip
+        subprocess.run([*apply, str(REPO / "strategies")], check=True, capture_output=True,
+                       env=env, timeout=120)  # fmt: skip
         self.kubelet = subprocess.Popen(
             [sys.executable, str(REPO / "bench" / "kubelet_proc.py"), str(kubeconfig)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
