@@ -265,3 +265,12 @@ def test_missing_configmap_of_a_volume_override(cluster: Cluster) -> None:
     cluster.wait_buildrun(name, "False", "VolumeDoesNotExist")
     assert cluster.condition(name)["message"] == 'configmaps "absent" not found'  # type: ignore[index]
     assert cluster.pods() == []
+
+
+def test_deleting_the_push_secret_unregisters_the_build(cluster: Cluster) -> None:
+    cluster.push_secret()
+    cluster.create("builds", book_build())
+    cluster.wait_build("kaniko-nodejs-build", "True")
+    cluster.core.delete_namespaced_secret("push-secret", cluster.namespace)
+    status = cluster.wait_build("kaniko-nodejs-build", "False")
+    assert status["reason"] == "SpecOutputSecretRefNotFound"
