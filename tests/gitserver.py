@@ -14,10 +14,8 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +24,8 @@ from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
 import pytest
+
+from tests.servers import free_port, process_ready
 
 HTTP_USERNAME = "builder"
 HTTP_PASSWORD = "s3cr3t-Pa55word-for-tests"
@@ -42,13 +42,6 @@ def git(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = 
     if completed.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {completed.stderr}")
     return completed.stdout.strip()
-
-
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- repositories ----------------------------------------------------------------------------
@@ -148,11 +141,8 @@ class GitDaemon:
             self._process = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
-            deadline = time.monotonic() + self.ready_timeout
-            while time.monotonic() < deadline and self._process.poll() is None:
-                if self._answers():
-                    return self
-                time.sleep(0.05)
+            if process_ready(self._process, self._answers, self.ready_timeout, "git daemon"):
+                return self
             self.stop()  # the port was taken meanwhile, or the daemon never answered
         raise RuntimeError("git daemon did not become ready")
 

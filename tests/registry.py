@@ -18,10 +18,8 @@ import http.client
 import json
 import secrets
 import shutil
-import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -31,18 +29,13 @@ from types import TracebackType
 
 import pytest
 
+from tests.servers import free_port, process_ready
+
 REGISTRY_USERNAME = "pusher"
 REGISTRY_PASSWORD = "Registry-pa55word-never-logged"
 
 DOCKER_REGISTRY = shutil.which("docker-registry")
 HTPASSWD = shutil.which("htpasswd")
-
-
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _status(url: str) -> int | None:
@@ -120,11 +113,9 @@ class LocalRegistry:
                 self._process = subprocess.Popen(
                     [DOCKER_REGISTRY, "serve", str(config)], stdout=log, stderr=log,
                 )
-            deadline = time.monotonic() + self.ready_timeout
-            while time.monotonic() < deadline and self._process.poll() is None:
-                if _status(f"{self.url}/v2/") in (200, 401):
-                    return self
-                time.sleep(0.05)
+            answers = lambda: _status(f"{self.url}/v2/") in (200, 401)  # noqa: E731
+            if process_ready(self._process, answers, self.ready_timeout, "docker-registry"):
+                return self
             self.stop()  # the port was taken meanwhile, or it never answered
         raise RuntimeError(f"docker-registry did not become ready; see {self.log_path}")
 

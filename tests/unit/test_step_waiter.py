@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from buildwright.core.pod import LOCAL_TMP_DIR
+from buildwright.localcluster.wait import wait_until
 from buildwright.steps import waiter
 from buildwright.steps.__main__ import main as step_main
 
@@ -22,11 +23,7 @@ DEADLINE_SECONDS = 20.0
 
 
 def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    wait_until(condition, timeout=DEADLINE_SECONDS, interval=0.02, description=what, retry_on=())
 
 
 def start(*args: str) -> subprocess.Popen[str]:
