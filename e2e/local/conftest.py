@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from tests.gitserver import (
     HTTP_PASSWORD,
@@ -30,6 +30,11 @@ from tests.gitserver import (
     GitHttpServer,
     commit,
     git,
+)
+from tests.integration.conftest import (  # noqa: F401  the same fixtures as the integration tier
+    api_client,
+    control_plane,
+    kubeconfig,
 )
 from tests.integration.operator_process import OperatorProcess
 from tests.registry import REGISTRY_PASSWORD, REGISTRY_USERNAME, LocalRegistry
@@ -131,31 +136,6 @@ def registry_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalReg
 
 
 # --- cluster, operator, node agent -----------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
-    cp = ControlPlane()
-    cp.start()
-    previous = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(cp.kubeconfig_path)  # for kubectl run by the tests
-    try:
-        yield cp
-    finally:
-        if previous is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = previous
-        cp.stop()
-
-
-@pytest.fixture(scope="session")
-def api_client(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
-    api = config.new_client_from_config(config_file=str(control_plane.kubeconfig_path))  # type: ignore[no-untyped-call]
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 def _kubectl_apply(kubeconfig: Path, *args: str) -> str:
