@@ -15,7 +15,16 @@ import pydantic
 
 from buildwright import kube
 from buildwright.api.v1beta1 import Build, BuildRun, BuildSpec
-from buildwright.core import lifecycle, pod, reasons, resolve, retention, status, validation
+from buildwright.core import (
+    lifecycle,
+    pod,
+    preflight,
+    reasons,
+    resolve,
+    retention,
+    status,
+    validation,
+)
 from buildwright.core.reasons import Failure
 from buildwright.handlers import common
 from buildwright.handlers.context import Context, current
@@ -97,36 +106,20 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         return
 
     build_name = buildrun.spec.build.name
-    build_body: dict[str, Any] | None = None
+    build: Build | None = None
     if build_name:
         build_body = await common.cached_get(ctx, ctx.builds, kube.BUILDS, namespace, build_name)
-        if build_body is None:
-            ctx.build_waiters.link((namespace, name), {(namespace, build_name)})
-            await fail(
-                ctx,
-                buildrun,
-                Failure(reasons.BUILD_NOT_FOUND, f'build.shipwright.io "{build_name}" not found'),
-            )
-            return
-        build = Build.model_validate(build_body)
-        registered = (build.status.registered if build.status else None) or ""
-        if not registered:
+        build = Build.model_validate(build_body) if build_body is not None else None
+        outcome = preflight.referenced_build_outcome(build_name, build)
+        if outcome == preflight.WAIT:
             # Not validated yet: the Build's own event will wake this BuildRun up.
             ctx.build_waiters.link((namespace, name), {(namespace, build_name)})
             return
         ctx.build_waiters.forget((namespace, name))
-        if registered != "True":
-            assert build.status is not None
-            await fail(
-                ctx,
-                buildrun,
-                Failure(
-                    reasons.BUILD_REGISTRATION_FAILED,
-                    "the Build is not registered correctly, build: "
-                    f"{build_name}, registered status: {registered}, reason: {build.status.reason}",
-                ),
-            )
+        if isinstance(outcome, Failure):
+            await fail(ctx, buildrun, outcome)
             return
+        assert build is not None
         build_spec = build.spec
     else:
         assert buildrun.spec.build.spec is not None
@@ -138,13 +131,10 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         )
         return
 
-    strategy_kind = build_spec.strategy.kind or common.BUILD_STRATEGY
-    if strategy_kind not in (common.BUILD_STRATEGY, common.CLUSTER_BUILD_STRATEGY):
-        await fail(
-            ctx,
-            buildrun,
-            Failure(reasons.UNKNOWN_STRATEGY_KIND, f"unknown strategy {strategy_kind}"),
-        )
+    strategy_kind = preflight.strategy_kind(build_spec.strategy.kind)
+    failure = preflight.unknown_strategy_kind(strategy_kind)
+    if failure is not None:
+        await fail(ctx, buildrun, failure)
         return
     strategy_body = await common.get_strategy(
         ctx, strategy_kind, namespace, build_spec.strategy.name
@@ -164,18 +154,14 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
             return
 
     if strategy_body is None:
-        if strategy_kind == common.CLUSTER_BUILD_STRATEGY:
-            message = f'clusterbuildstrategies.shipwright.io "{build_spec.strategy.name}" not found'
-            reason = reasons.CLUSTER_BUILD_STRATEGY_NOT_FOUND
-        else:
-            message = f'buildstrategies.shipwright.io "{build_spec.strategy.name}" not found'
-            reason = reasons.BUILD_STRATEGY_NOT_FOUND
-        await fail(ctx, buildrun, Failure(reason, message))
+        await fail(
+            ctx, buildrun, preflight.strategy_not_found(strategy_kind, build_spec.strategy.name)
+        )
         return
     strategy = validation.parse_strategy(strategy_body)
 
-    if build_name and build_body is not None:
-        await label_buildrun(ctx, buildrun, build_body)
+    if build is not None:
+        await label_buildrun(ctx, buildrun, build)
 
     service_account, docker_secret = await prepare_service_account(ctx, buildrun, build_spec)
     if isinstance(service_account, Failure):
@@ -190,7 +176,7 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         return
 
     effective = resolve.effective_build_spec(build_spec, buildrun.spec)
-    build_meta = (build_body or {}).get("metadata", {})
+    build_meta = build.metadata if build is not None else {}
     manifest = pod.render_pod(
         pod.PodInputs(
             buildrun=buildrun,
@@ -244,28 +230,10 @@ async def create_pod(ctx: Context, namespace: str, manifest: dict[str, Any]) -> 
     return created
 
 
-async def label_buildrun(ctx: Context, buildrun: BuildRun, build_body: dict[str, Any]) -> None:
-    """Label the BuildRun with its Build (retention limits list by it) and, with
-    `atBuildDeletion`, make the Build its owner."""
-    from buildwright.handlers.builds import ownership_patch
-
+async def label_buildrun(ctx: Context, buildrun: BuildRun, build: Build) -> None:
+    """Write the Build labels and ownership the core asks for (nothing when already right)."""
     meta = buildrun.metadata
-    build_meta = build_body["metadata"]
-    labels = meta.get("labels") or {}
-    wanted = {
-        "build.shipwright.io/name": build_meta["name"],
-        "build.shipwright.io/generation": str(build_meta.get("generation", "")),
-    }
-    patch: dict[str, Any] = {}
-    if any(labels.get(k) != v for k, v in wanted.items()):
-        patch = {"metadata": {"labels": wanted}}
-    build = Build.model_validate(build_body)
-    want_owner = bool(build.spec.retention and build.spec.retention.at_build_deletion)
-    owner_patch = (
-        ownership_patch({"metadata": meta}, build_meta, want_owner) if "uid" in build_meta else None
-    )
-    if owner_patch:
-        patch.setdefault("metadata", {}).update(owner_patch["metadata"])
+    patch = preflight.buildrun_metadata_patch({"metadata": meta}, build)
     if patch:
         updated = await ctx.kube.merge_patch(kube.BUILDRUNS, meta["namespace"], meta["name"], patch)
         ctx.buildruns.put(updated)

@@ -16,7 +16,7 @@ import pydantic
 
 from buildwright import kube
 from buildwright.api.v1beta1 import Build
-from buildwright.core import reasons, validation
+from buildwright.core import preflight, reasons, validation
 from buildwright.handlers import common
 from buildwright.handlers.context import Context, current
 
@@ -85,14 +85,14 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
 
     secrets = validation.referenced_secrets(build.spec)
     ctx.secret_dependents.link((namespace, name), {(namespace, s) for s in secrets})
-    strategy_kind = build.spec.strategy.kind or common.BUILD_STRATEGY
-    strategy_ns = "" if strategy_kind == common.CLUSTER_BUILD_STRATEGY else namespace
+    strategy_kind = preflight.strategy_kind(build.spec.strategy.kind)
+    strategy_ns = "" if strategy_kind == preflight.CLUSTER_BUILD_STRATEGY else namespace
     ctx.strategy_dependents.link(
         (namespace, name), {(f"{strategy_kind}/{strategy_ns}", build.spec.strategy.name)}
     )
 
     strategy_body = None
-    if strategy_kind in (common.BUILD_STRATEGY, common.CLUSTER_BUILD_STRATEGY):
+    if preflight.unknown_strategy_kind(strategy_kind) is None:
         strategy_body = await common.get_strategy(
             ctx, strategy_kind, namespace, build.spec.strategy.name
         )
@@ -136,46 +136,9 @@ async def sync_buildrun_owners(ctx: Context, build: Build) -> None:
         kube.BUILDRUNS, meta["namespace"], f"build.shipwright.io/name={meta['name']}"
     )
     for run in runs:
-        patch = ownership_patch(run, meta, want)
+        patch = preflight.ownership_patch(run, meta, want)
         if patch is not None:
             updated = await ctx.kube.merge_patch(
                 kube.BUILDRUNS, meta["namespace"], run["metadata"]["name"], patch
             )
             ctx.buildruns.put(updated)
-
-
-def build_owner_reference(build_meta: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": kube.GROUP_VERSION,
-        "kind": "Build",
-        "name": build_meta["name"],
-        "uid": build_meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": False,
-    }
-
-
-def ownership_patch(
-    run: dict[str, Any], build_meta: dict[str, Any], want: bool
-) -> dict[str, Any] | None:
-    """The merge patch that adds or removes the Build ownerReference, or None if it's right."""
-    owners = list(run["metadata"].get("ownerReferences") or [])
-    has = any(o.get("kind") == "Build" and o.get("uid") == build_meta.get("uid") for o in owners)
-    if want == has:
-        return None
-    if want:
-        if any(o.get("controller") for o in owners):
-            return None  # another controller owns it already; don't fight over it
-        owners.append(build_owner_reference(build_meta))
-    else:
-        owners = [
-            o
-            for o in owners
-            if not (o.get("kind") == "Build" and o.get("uid") == build_meta.get("uid"))
-        ]
-    return {
-        "metadata": {
-            "ownerReferences": owners,
-            "resourceVersion": run["metadata"]["resourceVersion"],
-        }
-    }

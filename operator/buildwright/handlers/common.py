@@ -8,13 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from buildwright import kube
+from buildwright.core.preflight import CLUSTER_BUILD_STRATEGY
 from buildwright.handlers.context import Context
 from buildwright.state import Store
 
 logger = logging.getLogger("buildwright")
-
-BUILD_STRATEGY = "BuildStrategy"
-CLUSTER_BUILD_STRATEGY = "ClusterBuildStrategy"
 
 
 def now() -> datetime:

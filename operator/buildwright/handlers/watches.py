@@ -9,6 +9,7 @@ from typing import Any
 
 import kopf
 
+from buildwright.core import preflight
 from buildwright.handlers import buildruns, builds, common
 from buildwright.handlers.context import current
 
@@ -45,7 +46,7 @@ async def _strategy_changed(kind: str, type: str, body: kopf.Body) -> None:
     ctx = current()
     meta = body["metadata"]
     namespace = meta.get("namespace", "")
-    store = ctx.cluster_strategies if kind == common.CLUSTER_BUILD_STRATEGY else ctx.strategies
+    store = ctx.cluster_strategies if kind == preflight.CLUSTER_BUILD_STRATEGY else ctx.strategies
     if type == "DELETED":
         store.drop(namespace, meta["name"])
     else:
@@ -57,9 +58,9 @@ async def _strategy_changed(kind: str, type: str, body: kopf.Body) -> None:
 
 @kopf.on.event("shipwright.io", "v1beta1", "buildstrategies")
 async def buildstrategy_event(type: str, body: kopf.Body, **_: Any) -> None:
-    await _strategy_changed(common.BUILD_STRATEGY, type, body)
+    await _strategy_changed(preflight.BUILD_STRATEGY, type, body)
 
 
 @kopf.on.event("shipwright.io", "v1beta1", "clusterbuildstrategies")
 async def clusterbuildstrategy_event(type: str, body: kopf.Body, **_: Any) -> None:
-    await _strategy_changed(common.CLUSTER_BUILD_STRATEGY, type, body)
+    await _strategy_changed(preflight.CLUSTER_BUILD_STRATEGY, type, body)
