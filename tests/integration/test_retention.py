@@ -139,3 +139,23 @@ def test_embedded_spec_with_an_override_is_rejected(cluster: Cluster) -> None:
     }
     name = cluster.create("buildruns", body)["metadata"]["name"]
     cluster.wait_buildrun(name, "False", "BuildRunBuildFieldOverrideForbidden")
+
+
+def test_a_limit_added_later_applies_to_existing_runs(cluster: Cluster) -> None:
+    _succeeding(cluster)
+    created = [cluster.create("buildruns", buildrun()) for _ in range(3)]
+    names = [b["metadata"]["name"] for b in sorted(
+        created, key=lambda b: (b["metadata"]["creationTimestamp"], b["metadata"]["name"])
+    )]  # fmt: skip
+    for name in names:
+        cluster.wait_buildrun(name, "True", "Succeeded")
+    cluster.custom.patch_namespaced_custom_object(
+        "shipwright.io", "v1beta1", cluster.namespace, "builds", "kaniko-nodejs-build",
+        {"spec": {"retention": {"succeededLimit": 1}}},
+    )  # fmt: skip
+
+    def kept() -> list[str] | None:
+        left = [n for n in names if not _gone(cluster, "buildruns", n)]
+        return left if len(left) == 1 else None
+
+    assert wait_for(kept, 30, "one BuildRun left", cluster.diagnostics) == names[2:]

@@ -85,7 +85,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         return
     run_status = buildrun.status
     if run_status is not None and run_status.completion_time:
-        await after_completion(ctx, buildrun)
+        await after_completion(ctx, buildrun, just_finished=False)
         return
     if run_status is not None and run_status.executor is not None:
         await follow_pod(ctx, buildrun, run_status.executor.name)
@@ -350,7 +350,7 @@ async def fail(ctx: Context, buildrun: BuildRun, failure: Failure) -> None:
         failure.message,
     )
     await common.post_event(ctx, updated, failure.reason, failure.message, warning=True)
-    await after_completion(ctx, BuildRun.model_validate(updated))
+    await after_completion(ctx, BuildRun.model_validate(updated), just_finished=True)
 
 
 # --- a BuildRun with a Pod -------------------------------------------------------------------
@@ -419,7 +419,7 @@ async def write_status(
             ctx, updated, after.reason, after.message, warning=after.status == "False"
         )
     if new.status is not None and new.status.completion_time:
-        await after_completion(ctx, new)
+        await after_completion(ctx, new, just_finished=True)
 
 
 def _condition(buildrun: BuildRun) -> Any:
@@ -432,12 +432,15 @@ def _condition(buildrun: BuildRun) -> Any:
 # --- after completion ------------------------------------------------------------------------
 
 
-async def after_completion(ctx: Context, buildrun: BuildRun) -> None:
-    """Clean up what the run created and apply retention (TTL and limits)."""
+async def after_completion(ctx: Context, buildrun: BuildRun, *, just_finished: bool) -> None:
+    """Apply retention (TTL; limits and cleanup of what the run created when it has just
+    finished — not again on every later event of a finished run, which would cost a DELETE
+    and a scan of all the Build's runs each time). Builds apply their limits on their own
+    events too, which covers runs that finished while the operator was down."""
     meta = buildrun.metadata
     namespace, name = meta["namespace"], meta["name"]
     ctx.scheduler.cancel((namespace, name), "timeout")
-    if buildrun.spec.service_account == GENERATE_SA:
+    if just_finished and buildrun.spec.service_account == GENERATE_SA:
         await ctx.kube.delete(kube.SERVICEACCOUNTS, namespace, name)
     expiry = retention.ttl_expiry(buildrun)
     if expiry is not None:
@@ -446,7 +449,7 @@ async def after_completion(ctx: Context, buildrun: BuildRun) -> None:
             return
         ctx.scheduler.at((namespace, name), "ttl", expiry, lambda: reconcile(ctx, namespace, name))
     build_name = buildrun.spec.build.name
-    if build_name:
+    if just_finished and build_name:
         await enforce_limits(ctx, namespace, build_name)
 
 

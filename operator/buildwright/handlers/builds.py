@@ -107,6 +107,9 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
     )
     outcome = validation.validate_build(build, facts)
     await sync_buildrun_owners(ctx, build)
+    from buildwright.handlers.buildruns import enforce_limits
+
+    await enforce_limits(ctx, namespace, name)  # limits apply at once to existing runs
 
     status = {
         "registered": "True" if outcome.registered else "False",
