@@ -1003,3 +1003,22 @@ def test_missing_parameter_value_fails() -> None:
     assert fail(strategy=strategy).message == (
         "metadata configuration: unexpected parameter without any value: needed"
     )
+
+
+def test_generated_service_account_is_owned_by_its_buildrun() -> None:
+    from buildwright.api.v1beta1 import BuildRun
+    from buildwright.core.pod import generated_service_account
+
+    run = BuildRun.model_validate({
+        "metadata": {"name": "r", "namespace": "ns", "uid": "u-r"},
+        "spec": {"build": {"name": "b"}, "serviceAccount": ".generate"},
+    })  # fmt: skip
+    account = generated_service_account(run, "push")
+    assert account["metadata"]["name"] == "r"
+    assert account["metadata"]["ownerReferences"] == [{
+        "apiVersion": "shipwright.io/v1beta1", "kind": "BuildRun", "name": "r", "uid": "u-r",
+        "controller": True, "blockOwnerDeletion": True,
+    }]  # fmt: skip
+    assert account["automountServiceAccountToken"] is False
+    assert account["secrets"] == [{"name": "push"}]
+    assert generated_service_account(run, None)["secrets"] == []

@@ -672,7 +672,9 @@ def _annotations(strategy: BuildStrategy | ClusterBuildStrategy) -> dict[str, st
     }
 
 
-def _owner_reference(buildrun: BuildRun) -> dict[str, Any]:
+def buildrun_owner_reference(buildrun: BuildRun) -> dict[str, Any]:
+    """The controller reference from what a BuildRun creates (its Pod, its generated
+    ServiceAccount) back to the BuildRun, so both go with it."""
     reference: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": "BuildRun",
@@ -843,7 +845,7 @@ def _render(inputs: PodInputs) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "name": pod_name(str(buildrun.metadata.get("name", ""))),
         "labels": _labels(inputs),
-        "ownerReferences": [_owner_reference(buildrun)],
+        "ownerReferences": [buildrun_owner_reference(buildrun)],
     }
     if buildrun.metadata.get("namespace"):
         metadata["namespace"] = buildrun.metadata["namespace"]
@@ -884,3 +886,21 @@ def required_volume_objects(manifest: dict[str, Any]) -> list[tuple[str, str]]:
             if "configMap" in source:
                 add("configmaps", source["configMap"], "name")
     return wanted
+
+
+def generated_service_account(buildrun: BuildRun, push_secret: str | None) -> dict[str, Any]:
+    """The ServiceAccount of `serviceAccount: .generate` (spec §7.8): named like the BuildRun,
+    owned by it, no token automount, the push secret linked."""
+    name = buildrun.metadata["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": name,
+            "namespace": buildrun.metadata["namespace"],
+            "labels": {"buildrun.shipwright.io/name": name},
+            "ownerReferences": [buildrun_owner_reference(buildrun)],
+        },
+        "automountServiceAccountToken": False,
+        "secrets": [{"name": push_secret}] if push_secret else [],
+    }

@@ -245,26 +245,12 @@ async def prepare_service_account(
     """The service account of the Pod (spec §7.8) and the docker-config Secret to mount."""
     meta = buildrun.metadata
     namespace = meta["namespace"]
-    output = buildrun.spec.output
-    push_secret = (output.push_secret if output and output.push_secret else None) or (
-        build_spec.output.push_secret
-    )
+    push_secret = resolve.effective_output(build_spec.output, buildrun.spec.output).push_secret
     requested = buildrun.spec.service_account
     if requested == GENERATE_SA:
         account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, meta["name"])
         if account is None:
-            account = {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": {
-                    "name": meta["name"],
-                    "namespace": namespace,
-                    "labels": {"buildrun.shipwright.io/name": meta["name"]},
-                    "ownerReferences": [owner_reference(buildrun)],
-                },
-                "automountServiceAccountToken": False,
-                "secrets": [{"name": push_secret}] if push_secret else [],
-            }
+            account = pod.generated_service_account(buildrun, push_secret)
             try:
                 account = await ctx.kube.create(kube.SERVICEACCOUNTS, namespace, account)
             except kube.ApiError as error:
@@ -318,17 +304,6 @@ async def missing_volume_sources(
         if found is None:
             return Failure(reasons.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
     return None
-
-
-def owner_reference(buildrun: BuildRun) -> dict[str, Any]:
-    return {
-        "apiVersion": kube.GROUP_VERSION,
-        "kind": "BuildRun",
-        "name": buildrun.metadata["name"],
-        "uid": buildrun.metadata["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 async def fail(ctx: Context, buildrun: BuildRun, failure: Failure) -> None:
