@@ -378,6 +378,9 @@ class AuditCount:
     writes: int = 0
     watches: int = 0
     by_call: Counter[str] = field(default_factory=Counter)
+    # Everyone else's requests in the namespace (the benchmark, the stand-in, controllers):
+    # on two cores their cost is the apiserver's load too.
+    others: Counter[str] = field(default_factory=Counter)
 
 
 def count_audit(path: Path, offset: int, namespace: str) -> AuditCount:
@@ -393,21 +396,22 @@ def count_audit(path: Path, offset: int, namespace: str) -> AuditCount:
                 continue  # a line being written right now
             agent = entry.get("userAgent", "")
             ref = entry.get("objectRef") or {}
-            if not agent.startswith(OPERATOR_AGENTS) or ref.get("namespace") != namespace:
-                continue
-            if entry["auditID"] in seen:
+            if ref.get("namespace") != namespace or entry["auditID"] in seen:
                 continue
             seen.add(entry["auditID"])
             verb = entry.get("verb", "")
+            resource = ref.get("resource", "") + (
+                "/" + ref["subresource"] if ref.get("subresource") else ""
+            )
+            if not agent.startswith(OPERATOR_AGENTS):
+                result.others[f"{agent.split('/')[0]} {verb} {resource}"] += 1
+                continue
             if verb == "watch":
                 result.watches += 1
             elif verb in READ_VERBS:
                 result.reads += 1
             elif verb in WRITE_VERBS:
                 result.writes += 1
-            resource = ref.get("resource", "") + (
-                "/" + ref["subresource"] if ref.get("subresource") else ""
-            )
             code = (entry.get("responseStatus") or {}).get("code", "")
             result.by_call[f"{verb} {resource} {code}"] += 1
     return result
@@ -416,7 +420,12 @@ def count_audit(path: Path, offset: int, namespace: str) -> AuditCount:
 class Bench:
     """The control plane, the operator and the kubelet stand-in for a whole benchmark run."""
 
-    def __init__(self, workdir: Path, operator_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        operator_env: dict[str, str] | None = None,
+        profile_dir: Path | None = None,
+    ) -> None:
         from buildwright.localcluster.controlplane import ControlPlane
 
         self.workdir = workdir
@@ -429,8 +438,11 @@ class Bench:
                 f"--audit-log-path={self.audit_log}",
                 # The log would otherwise be rotated at 100 MB, losing the counted window.
                 "--audit-log-maxsize=100000",
+                # Later flags win: the pprof endpoint only when profiles are asked for.
+                *(("--profiling=true",) if profile_dir else ()),
             )
         )
+        self.profile_dir = profile_dir
         self.kubelet: subprocess.Popen[str] | None = None
         self.operator: Any = None
         self.operator_env = operator_env or {}
@@ -588,7 +600,9 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
     others = bench.other_pids()
     others_before = {name: proc_cpu_seconds(p) for name, p in others.items()}
     timeout = 60 + scenario.count / 10
+    profiles = start_profiles(bench, api, f"{scenario.name}-{index}", scenario)
     obs = await drive(api, namespace, count=scenario.count, rate=scenario.rate, timeout=timeout)
+    await profiles
     figures = obs.summary()
     busy_cpu = proc_cpu_seconds(pid) - idle_cpu
     memory = proc_memory_mb(pid)
@@ -614,6 +628,8 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
     figures["pod_create_conflicts"] = float(audit.by_call.get("create pods 409", 0))
     breakdown = ", ".join(f"{k}: {v / scenario.count:.2f}" for k, v in audit.by_call.most_common())
     print(f"  requests per BuildRun: {breakdown}", flush=True)
+    breakdown = ", ".join(f"{k}: {v / scenario.count:.2f}" for k, v in audit.others.most_common())
+    print(f"  others' requests per BuildRun: {breakdown}", flush=True)
     await delete_namespace(api, namespace)
     return figures
 
@@ -733,6 +749,39 @@ def median_figures(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs if k in r) for k in sorted(keys)}
 
 
+# --------------------------------------------------------------------------- profiles
+
+
+def start_profiles(bench: Bench, api: Api, label: str, scenario: Scenario) -> asyncio.Future[Any]:
+    """With --profile: the apiserver's CPU profile (pprof) and the operator's sampled stacks
+    (py-spy, collapsed) over the scenario's busy window, written to the profile directory."""
+    if bench.profile_dir is None:
+        return asyncio.gather()
+    bench.profile_dir.mkdir(parents=True, exist_ok=True)
+    busy = scenario.count / scenario.rate if scenario.rate else scenario.count / 40
+    seconds = int(min(busy + 5, 120))
+
+    async def apiserver() -> None:
+        path = f"/debug/pprof/profile?seconds={seconds}"
+        async with api.session.get(
+            api.server + path, timeout=aiohttp.ClientTimeout(total=seconds + 60)
+        ) as resp:
+            data = await resp.read()
+        (bench.profile_dir / f"{label}.apiserver.pprof").write_bytes(data)
+
+    async def operator() -> None:
+        out = bench.profile_dir / f"{label}.operator.txt"
+        proc = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
+            "--rate", "200", "-d", str(seconds), "-p", str(bench.operator_pid), "-o", str(out),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await proc.wait()
+
+    print(f"  profiling {seconds} s into {bench.profile_dir}/{label}.*", flush=True)
+    return asyncio.gather(apiserver(), operator())
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -783,11 +832,15 @@ def main() -> None:
         "--operator-env", action="append", metavar="KEY=VALUE",
         help="extra environment of the operator process (e.g. to profile it)",
     )  # fmt: skip
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="write the apiserver's pprof CPU profile and the operator's py-spy stacks here",
+    )  # fmt: skip
     args = parser.parse_args()
     previous = load_previous(args.previous or args.out)
     env = dict(item.split("=", 1) for item in args.operator_env or [])
     with tempfile.TemporaryDirectory(prefix="buildwright-bench-") as tmp:
-        bench = Bench(Path(tmp), env)
+        bench = Bench(Path(tmp), env, args.profile)
         # Outside the event loop, so that SIGTERM (turned into SystemExit by the control
         # plane) or Ctrl-C still stops the operator and the stand-in, not only the cluster.
         try:

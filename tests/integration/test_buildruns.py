@@ -76,11 +76,29 @@ def test_book_scenario_runs_to_succeeded(cluster: Cluster) -> None:
     row = next(line for line in table.splitlines() if line.startswith(name))
     assert row.split()[1:3] == ["True", "Succeeded"]
 
-    # kubectl describe tells the story: one Event per transition of the Succeeded condition.
+    # kubectl describe tells how it ended: one Event, for the end of the run.
     events = json.loads(cluster.kubectl(
         "get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json"
     ))["items"]  # fmt: skip
-    assert {e["reason"] for e in events} >= {"Pending", "Succeeded"}
+    assert [(e["type"], e["reason"]) for e in events] == [("Normal", "Succeeded")]
+
+
+def test_a_running_build_shows_its_progress_within_the_coalescing_window(cluster: Cluster) -> None:
+    """In-progress changes are written together, about a second after the first one: a run
+    longer than that shows Running with its executor and build spec while it runs."""
+    cluster.kubelet.script(cluster.namespace, {
+        "step-build-and-push": Outcome(duration=4.0),
+        "step-results": Outcome(message=SUCCESSFUL_RESULTS),
+    })  # fmt: skip
+    cluster.push_secret()
+    cluster.create("builds", book_build())
+    cluster.wait_build("kaniko-nodejs-build", "True")
+    name = cluster.create("buildruns", buildrun())["metadata"]["name"]
+    running = cluster.wait_buildrun(name, "Unknown", "Running", timeout=3.5)
+    assert running["status"]["executor"] == {"name": f"{name}-pod", "kind": "Pod"}
+    assert running["status"]["buildSpec"]["strategy"]["name"] == "kaniko"
+    assert running["status"]["startTime"] and not running["status"].get("completionTime")
+    cluster.wait_buildrun(name, "True", "Succeeded")
 
 
 def test_book_mistake_buildrun_names_a_missing_build(cluster: Cluster) -> None:

@@ -14,13 +14,16 @@ from typing import Any
 
 import pytest
 
+from buildwright.api.base import Condition
 from buildwright.api.v1beta1 import BuildRun
 from buildwright.core import reasons
 from buildwright.core.status import (
     StatusUpdate,
+    announced_condition,
     go_quote,
     status_from_pod,
     status_patch,
+    write_deadline,
 )
 from buildwright.steps.resultfiles import render_termination_message
 
@@ -800,3 +803,66 @@ def test_go_quote_matches_go() -> None:
     assert go_quote('say "hi"\n\tnow\\') == '"say \\"hi\\"\\n\\tnow\\\\"'
     assert go_quote("naïve ✓") == '"naïve ✓"'
     assert go_quote("\x00\x7f") == '"\\x00\\x7f"'
+
+
+# --- when to write and what to announce ---------------------------------------------------------
+
+MOMENT = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
+
+
+def in_progress(reason: str = "Pending") -> StatusUpdate:
+    return StatusUpdate(condition=succeeded("Unknown", reason))
+
+
+def test_first_in_progress_change_waits_for_the_window() -> None:
+    assert write_deadline(in_progress(), due=None, now=MOMENT, window=1.0) == MOMENT + timedelta(
+        seconds=1
+    )
+
+
+def test_later_in_progress_changes_keep_the_first_deadline() -> None:
+    due = MOMENT + timedelta(milliseconds=400)
+    assert write_deadline(in_progress("Running"), due=due, now=MOMENT, window=1.0) == due
+
+
+def test_in_progress_change_is_written_once_its_deadline_has_come() -> None:
+    assert write_deadline(in_progress(), due=MOMENT, now=MOMENT, window=1.0) is None
+    overdue = MOMENT - timedelta(seconds=3)
+    assert write_deadline(in_progress(), due=overdue, now=MOMENT, window=1.0) is None
+
+
+def test_the_end_of_a_run_and_stopping_its_pod_are_written_at_once() -> None:
+    finished = StatusUpdate(completion_time="2026-11-29T10:00:00Z")
+    stopping = StatusUpdate(stop_pod=True)
+    later = MOMENT + timedelta(seconds=1)
+    assert write_deadline(finished, due=later, now=MOMENT, window=1.0) is None
+    assert write_deadline(stopping, due=None, now=MOMENT, window=1.0) is None
+
+
+def test_no_window_writes_every_change_at_once() -> None:
+    assert write_deadline(in_progress(), due=None, now=MOMENT, window=0) is None
+
+
+def succeeded(status: str, reason: str) -> Condition:
+    return Condition.model_validate(
+        {"type": "Succeeded", "status": status, "reason": reason, "message": "m",
+         "lastTransitionTime": "2026-11-29T10:00:00Z"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "announced"),
+    [
+        (None, succeeded("Unknown", "Pending"), False),
+        (succeeded("Unknown", "Pending"), succeeded("Unknown", "Running"), False),
+        (succeeded("Unknown", "Running"), succeeded("True", "Succeeded"), True),
+        (None, succeeded("True", "Succeeded"), True),
+        (succeeded("Unknown", "Running"), succeeded("False", "Failed"), True),
+        (succeeded("False", "Failed"), succeeded("False", "Failed"), False),
+        (succeeded("Unknown", "Running"), None, False),
+    ],
+)
+def test_only_the_end_of_a_run_is_announced(
+    before: Condition | None, after: Condition | None, announced: bool
+) -> None:
+    assert announced_condition(before, after) == (after if announced else None)

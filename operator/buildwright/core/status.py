@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from buildwright.api.base import Condition
@@ -691,3 +691,39 @@ def status_patch(
     if update.task_run_name and current.get("taskRunName") != update.task_run_name:
         patch["taskRunName"] = update.task_run_name
     return patch or None
+
+
+# --- when to write ----------------------------------------------------------------------------
+
+
+def write_deadline(
+    update: StatusUpdate, *, due: datetime | None, now: datetime, window: float
+) -> datetime | None:
+    """When a status change should be written: None means now, a moment means not before then.
+
+    A build Pod passes through several in-progress states within milliseconds (scheduled,
+    initialising, the first step running); each would be a status write and a watch event of
+    its own. In-progress changes are therefore written at most `window` seconds after the first
+    one was noticed, with whatever the Pod says by then, and a run that finishes inside the
+    window gets a single write. The end of a run (and stopping its Pod) is written at once:
+    that is the moment users and the timing figures wait for. `due` is the deadline already
+    set for this BuildRun, if any.
+    """
+    if update.terminal or update.stop_pod or window <= 0:
+        return None
+    if due is None:
+        return now + timedelta(seconds=window)
+    return None if due <= now else due
+
+
+def announced_condition(before: Condition | None, after: Condition | None) -> Condition | None:
+    """The condition to announce with an Event: the run's end, once.
+
+    In-progress transitions stay in the status (and `kubectl get buildruns`); an Event per
+    transition would double the writes of every run for little `kubectl describe` value.
+    """
+    if after is None or after.status not in ("True", "False"):
+        return None
+    if before is not None and (before.status, before.reason) == (after.status, after.reason):
+        return None
+    return after

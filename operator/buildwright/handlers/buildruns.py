@@ -27,7 +27,7 @@ from buildwright.core import (
 )
 from buildwright.core.reasons import Failure
 from buildwright.handlers import common
-from buildwright.handlers.context import Context, current
+from buildwright.handlers.context import Context, UnwrittenStart, current
 
 logger = logging.getLogger("buildwright")
 
@@ -45,6 +45,7 @@ async def buildrun_event(type: str, body: kopf.Body, **_: Any) -> None:
         ctx.build_waiters.forget((namespace, name))
         ctx.scheduler.cancel((namespace, name), "timeout")
         ctx.scheduler.cancel((namespace, name), "ttl")
+        forget_pending_status(ctx, (namespace, name))
         ctx.forget_lock((namespace, name))
         return
     ctx.buildruns.put(dict(body))
@@ -89,6 +90,10 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         return
     if run_status is not None and run_status.executor is not None:
         await follow_pod(ctx, buildrun, run_status.executor.name)
+        return
+    started = ctx.unwritten_starts.get((namespace, name))
+    if started is not None and started.uid == meta.get("uid"):
+        await follow_pod(ctx, buildrun, started.pod_name, snapshot=started.snapshot)
         return
     await start(ctx, buildrun)
 
@@ -342,9 +347,12 @@ def schedule_timeout(ctx: Context, buildrun: BuildRun) -> None:
     ctx.scheduler.at(key, "timeout", deadline, lambda: reconcile(ctx, *key))
 
 
-async def follow_pod(ctx: Context, buildrun: BuildRun, pod_name: str) -> None:
+async def follow_pod(
+    ctx: Context, buildrun: BuildRun, pod_name: str, *, snapshot: dict[str, Any] | None = None
+) -> None:
     """Derive the BuildRun's status from its Pod; stop the Pod when the core says so
-    (cancellation, the operator-enforced timeout, an unrecoverable config error)."""
+    (cancellation, the operator-enforced timeout, an unrecoverable config error).
+    `snapshot` is the build spec still to be written with the first status."""
     meta = buildrun.metadata
     namespace = meta["namespace"]
     build_pod = ctx.pods.get(namespace, pod_name)
@@ -357,7 +365,7 @@ async def follow_pod(ctx: Context, buildrun: BuildRun, pod_name: str) -> None:
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
     if not update.terminal:
         schedule_timeout(ctx, buildrun)
-    await write_status(ctx, buildrun, update)
+    await write_status(ctx, buildrun, update, snapshot=snapshot)
 
 
 def pod_finished(build_pod: dict[str, Any]) -> bool:
@@ -367,34 +375,60 @@ def pod_finished(build_pod: dict[str, Any]) -> bool:
 async def write_status(
     ctx: Context, buildrun: BuildRun, update: Any, *, snapshot: dict[str, Any] | None = None
 ) -> None:
-    """Write what `update` changes (and the build spec `snapshot`, when given); post an Event
-    on each transition of the Succeeded condition, so `kubectl describe` tells the story."""
+    """Write what `update` changes (and the build spec `snapshot`, when given), now or, for
+    in-progress changes, at the deadline `core.status.write_deadline` sets (a scheduled
+    reconcile then writes whatever the Pod says by that time). The end of the run is announced
+    with an Event, so `kubectl describe` tells how it ended."""
     meta = buildrun.metadata
+    key = (meta["namespace"], meta["name"])
     current_status = buildrun.status.to_wire() if buildrun.status else {}
     patch = status.status_patch(current_status, update)
     if snapshot is not None:
         patch = {**(patch or {}), "buildSpec": snapshot}
+    now = common.now()
     if patch is None:
+        due = ctx.status_due.get(key)
+        if due is not None and due <= now:
+            forget_pending_status(ctx, key)
+        return
+    deadline = status.write_deadline(
+        update, due=ctx.status_due.get(key), now=now, window=ctx.config.status_coalesce_seconds
+    )
+    if deadline is not None:
+        if key not in ctx.status_due:
+            ctx.status_due[key] = deadline
+            ctx.scheduler.at(key, "status", deadline, lambda: reconcile(ctx, *key))
+        if snapshot is not None and update.executor is not None:
+            ctx.unwritten_starts[key] = UnwrittenStart(
+                uid=str(meta.get("uid", "")), pod_name=update.executor.name, snapshot=snapshot
+            )
         return
     updated = await ctx.kube.merge_patch(
         kube.BUILDRUNS, meta["namespace"], meta["name"], {"status": patch}, status=True
     )
+    forget_pending_status(ctx, key)
     ctx.buildruns.put(updated)
     new = BuildRun.model_validate(updated)
-    before = _condition(buildrun)
     after = _condition(new)
-    if after is not None and (
-        before is None or (before.status, before.reason) != (after.status, after.reason)
-    ):
+    if after is not None and after != _condition(buildrun):
         logger.info(
             "BuildRun %s/%s: %s %s: %s",
             meta["namespace"], meta["name"], after.status, after.reason, after.message,
         )  # fmt: skip
+    announced = status.announced_condition(_condition(buildrun), after)
+    if announced is not None:
         await common.post_event(
-            ctx, updated, after.reason, after.message, warning=after.status == "False"
+            ctx, updated, announced.reason, announced.message, warning=announced.status == "False"
         )
     if new.status is not None and new.status.completion_time:
         await after_completion(ctx, new, just_finished=True)
+
+
+def forget_pending_status(ctx: Context, key: tuple[str, str]) -> None:
+    """Nothing left to write later for this BuildRun (written, finished or deleted)."""
+    ctx.status_due.pop(key, None)
+    ctx.unwritten_starts.pop(key, None)
+    ctx.scheduler.cancel(key, "status")
 
 
 def _condition(buildrun: BuildRun) -> Any:
@@ -415,6 +449,7 @@ async def after_completion(ctx: Context, buildrun: BuildRun, *, just_finished: b
     meta = buildrun.metadata
     namespace, name = meta["namespace"], meta["name"]
     ctx.scheduler.cancel((namespace, name), "timeout")
+    forget_pending_status(ctx, (namespace, name))
     if just_finished and buildrun.spec.service_account == GENERATE_SA:
         await ctx.kube.delete(kube.SERVICEACCOUNTS, namespace, name)
     expiry = retention.ttl_expiry(buildrun)

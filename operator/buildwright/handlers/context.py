@@ -6,12 +6,24 @@ import asyncio
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from buildwright.kube import Kube
 from buildwright.state import Dependents, Key, Scheduler, Store
 
 DEFAULT_STEP_IMAGE = "ghcr.io/buildwright/buildwright:0.1.0"
+DEFAULT_STATUS_COALESCE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class UnwrittenStart:
+    """A Pod created for a BuildRun whose status does not name it yet (its first status write
+    is waiting to be coalesced): later events follow the Pod instead of starting again."""
+
+    uid: str
+    pod_name: str
+    snapshot: dict[str, Any]
 
 
 @dataclass
@@ -24,11 +36,25 @@ class Config:
     forbidden_env: tuple[str, ...] | None = None
     """Override of the forbidden environment variable names (`*` suffix = prefix)."""
 
+    status_coalesce_seconds: float = DEFAULT_STATUS_COALESCE_SECONDS
+    """How long in-progress status changes of a BuildRun may wait to be written together
+    (`core.status.write_deadline`); 0 writes every change at once."""
+
     @classmethod
     def from_env(cls) -> Config:
         forbidden = os.environ.get("FORBIDDEN_ENV_VAR_NAMES")
+        coalesce = os.environ.get("BUILDWRIGHT_STATUS_COALESCE_SECONDS", "")
+        try:
+            coalesce_seconds = float(coalesce) if coalesce else DEFAULT_STATUS_COALESCE_SECONDS
+        except ValueError:
+            raise ValueError(
+                f"BUILDWRIGHT_STATUS_COALESCE_SECONDS={coalesce!r} is not a number of seconds"
+            ) from None
+        if coalesce_seconds < 0:
+            raise ValueError("BUILDWRIGHT_STATUS_COALESCE_SECONDS must not be negative")
         return cls(
             step_image=os.environ.get("BUILDWRIGHT_STEP_IMAGE", DEFAULT_STEP_IMAGE),
+            status_coalesce_seconds=coalesce_seconds,
             forbidden_env=tuple(n.strip() for n in forbidden.split(",") if n.strip())
             if forbidden
             else None,
@@ -55,6 +81,9 @@ class Context:
     strategy_dependents: Dependents = field(default_factory=Dependents)
     build_waiters: Dependents = field(default_factory=Dependents)
     scheduler: Scheduler = field(default_factory=Scheduler)
+    # BuildRun → when its pending in-progress status change is to be written.
+    status_due: dict[Key, datetime] = field(default_factory=dict)
+    unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
     _locks: defaultdict[Key, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
