@@ -610,6 +610,8 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
     for name, other in others.items():
         figures[f"{name}_cpu_s"] = proc_cpu_seconds(other) - others_before[name]
     figures["operator_cpu_ms_per_buildrun"] = busy_cpu * 1000 / scenario.count
+    figures["operator_ceiling_per_core"] = scenario.count / busy_cpu if busy_cpu else 0.0
+    figures["apiserver_cpu_ms_per_buildrun"] = figures["apiserver_cpu_s"] * 1000 / scenario.count
     figures["operator_rss_idle_mb"] = idle_memory["VmRSS"]
     figures["operator_rss_mb"] = memory["VmRSS"]
     figures["operator_peak_rss_mb"] = memory["VmHWM"]
@@ -617,6 +619,7 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
         # Present, finished, idle: what keeping thousands of BuildRuns costs.
         await asyncio.sleep(5.0)
         figures["operator_rss_with_all_present_mb"] = proc_memory_mb(pid)["VmRSS"]
+        figures.update(await restarted_with_all_present(bench))
     await asyncio.sleep(1.0)  # the audit log's last lines
     audit = count_audit(bench.audit_log, offset, namespace)
     if audit.reads + audit.writes == 0:
@@ -666,13 +669,19 @@ ROWS: list[tuple[str, str, str]] = [
     ("watches_per_buildrun", "… watches", "{:.3f}"),
     ("operator_cpu_s", "operator CPU (s)", "{:.1f}"),
     ("operator_cpu_ms_per_buildrun", "operator CPU / BuildRun (ms)", "{:.2f}"),
+    ("operator_ceiling_per_core", "operator-bound ceiling: 1 core ÷ CPU per BuildRun (/s)",
+     "{:.0f}"),
     ("apiserver_cpu_s", "kube-apiserver CPU (s)", "{:.1f}"),
+    ("apiserver_cpu_ms_per_buildrun", "kube-apiserver CPU / BuildRun (ms)", "{:.1f}"),
     ("etcd_cpu_s", "etcd CPU (s)", "{:.1f}"),
     ("kubelet_standin_cpu_s", "kubelet stand-in CPU (s)", "{:.1f}"),
     ("bench_client_cpu_s", "benchmark client CPU (s)", "{:.1f}"),
     ("operator_rss_idle_mb", "operator RSS idle (MB)", "{:.1f}"),
     ("operator_peak_rss_mb", "operator peak RSS (MB)", "{:.1f}"),
     ("operator_rss_with_all_present_mb", "operator RSS, all present, idle (MB)", "{:.1f}"),
+    ("restart_peak_rss_mb", "restarted with all present: peak RSS (MB)", "{:.1f}"),
+    ("restart_settled_rss_mb", "restarted with all present: settled RSS (MB)", "{:.1f}"),
+    ("restart_cpu_s", "restarted with all present: CPU to catch up (s)", "{:.1f}"),
 ]
 DATA_MARK = "<!-- bench-data: "
 
@@ -747,6 +756,27 @@ def render(data: dict[str, Any], previous: dict[str, Any] | None) -> str:
 def median_figures(runs: list[dict[str, float]]) -> dict[str, float]:
     keys = {k for run in runs for k in run}
     return {k: statistics.median(r[k] for r in runs if k in r) for k in sorted(keys)}
+
+
+async def restarted_with_all_present(bench: Bench) -> dict[str, float]:
+    """A fresh operator in a cluster holding every BuildRun and Pod of the scenario: its peak
+    while it lists and catches up with them all, and its size once settled (CPU quiet)."""
+    await asyncio.to_thread(bench.restart_operator)
+    pid = bench.operator_pid
+    began = time.monotonic()
+    previous = proc_cpu_seconds(pid)
+    while time.monotonic() - began < 300:
+        await asyncio.sleep(2.0)
+        current = proc_cpu_seconds(pid)
+        if current - previous < 0.05:
+            break
+        previous = current
+    memory = proc_memory_mb(pid)
+    return {
+        "restart_cpu_s": proc_cpu_seconds(pid),
+        "restart_peak_rss_mb": memory["VmHWM"],
+        "restart_settled_rss_mb": memory["VmRSS"],
+    }
 
 
 # --------------------------------------------------------------------------- profiles

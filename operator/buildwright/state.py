@@ -30,8 +30,10 @@ Body = dict[str, Any]
 class Store:
     """The latest body of each object of one kind, plus reverse indexes for fan-out."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Callable[[Body], Body] | None = None) -> None:
         self._objects: dict[Key, Body] = {}
+        # What to keep of each body (see core.cached): memory per object, not behaviour.
+        self._keep = keep
 
     def put(self, body: Body) -> None:
         """Keep `body` unless a newer version of the object is already stored.
@@ -45,7 +47,7 @@ class Store:
         stored = self._objects.get(key)
         if stored is not None and _older(body, stored):
             return
-        self._objects[key] = body
+        self._objects[key] = self._keep(body) if self._keep is not None else body
 
     def drop(self, namespace: str, name: str) -> None:
         self._objects.pop((namespace, name), None)

@@ -277,15 +277,25 @@ async def prepare_service_account(
             raise kube.ApiError(
                 404, "NotFound", "neither service account pipeline nor default exists"
             )
-    if push_secret and not any(s.get("name") == push_secret for s in account.get("secrets") or []):
-        secrets = [*(account.get("secrets") or []), {"name": push_secret}]
+    if push_secret and not linked(account, push_secret):
         account_name = account["metadata"]["name"]
-        account = await ctx.kube.merge_patch(
-            kube.SERVICEACCOUNTS, namespace, account_name, {"secrets": secrets}
-        )
-        common.remember_account(ctx, namespace, account_name, account)
+        # Concurrent BuildRuns of a burst would each link the secret; the first one does.
+        async with ctx.lock(common.account_key(namespace, account_name)):
+            latest = common.fresh_account(ctx, namespace, account_name)
+            if latest is not None and latest[0] is not None:
+                account = latest[0]
+            if not linked(account, push_secret):
+                secrets = [*(account.get("secrets") or []), {"name": push_secret}]
+                account = await ctx.kube.merge_patch(
+                    kube.SERVICEACCOUNTS, namespace, account_name, {"secrets": secrets}
+                )
+                common.remember_account(ctx, namespace, account_name, account)
     docker_secret = push_secret or await first_docker_secret(ctx, namespace, account)
     return account["metadata"]["name"], docker_secret
+
+
+def linked(account: dict[str, Any], secret: str) -> bool:
+    return any(s.get("name") == secret for s in account.get("secrets") or [])
 
 
 async def first_docker_secret(ctx: Context, namespace: str, account: dict[str, Any]) -> str | None:

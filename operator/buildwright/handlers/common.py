@@ -82,14 +82,33 @@ ACCOUNT_TTL_SECONDS = 1.0
 
 async def get_account(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
     """A ServiceAccount (None when absent), read at most once per ACCOUNT_TTL_SECONDS."""
-    key = (namespace, name)
-    cached = ctx.accounts.get(key)
-    moment = time.monotonic()
-    if cached is not None and cached[0] > moment:
-        return cached[1]
-    account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, name)
-    remember_account(ctx, namespace, name, account)
-    return account
+    cached = fresh_account(ctx, namespace, name)
+    if cached is not None:
+        return cached[0]
+    # A burst of BuildRuns in one namespace asks for the same account at once: one GET.
+    async with ctx.lock(account_key(namespace, name)):
+        cached = fresh_account(ctx, namespace, name)
+        if cached is not None:
+            return cached[0]
+        account = await ctx.kube.get(kube.SERVICEACCOUNTS, namespace, name)
+        remember_account(ctx, namespace, name, account)
+        return account
+
+
+def account_key(namespace: str, name: str) -> tuple[str, str]:
+    """The lock key of a ServiceAccount (apart from BuildRun keys, which share ctx.lock)."""
+    return (f"serviceaccount:{namespace}", name)
+
+
+def fresh_account(
+    ctx: Context, namespace: str, name: str
+) -> tuple[dict[str, Any] | None] | None:
+    """The account as last read, in a 1-tuple (its content may be None: absent), while that
+    reading is fresh; None when it has to be read again."""
+    cached = ctx.accounts.get((namespace, name))
+    if cached is not None and cached[0] > time.monotonic():
+        return (cached[1],)
+    return None
 
 
 def remember_account(

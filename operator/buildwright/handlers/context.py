@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from buildwright.core import cached
 from buildwright.kube import Kube
 from buildwright.state import Dependents, Key, Scheduler, Store
 
@@ -67,11 +68,11 @@ class Context:
 
     kube: Kube
     config: Config
-    builds: Store = field(default_factory=Store)
-    buildruns: Store = field(default_factory=Store)
-    strategies: Store = field(default_factory=Store)
-    cluster_strategies: Store = field(default_factory=Store)
-    pods: Store = field(default_factory=Store)
+    builds: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
+    buildruns: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
+    strategies: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
+    cluster_strategies: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
+    pods: Store = field(default_factory=lambda: Store(cached.build_pod_for_status))
     # Secrets as the watch reports them, reduced to name and type: never their data.
     secrets: Store = field(default_factory=Store)
     # ServiceAccounts are not watched (no list/watch permission); lookups are reused briefly.
