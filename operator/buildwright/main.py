@@ -15,12 +15,14 @@ from typing import Any
 
 import kopf
 
+from buildwright import memory
 from buildwright.handlers import context
 from buildwright.kube import Kube
 
 logger = logging.getLogger("buildwright")
 
 _connection: kopf.ConnectionInfo | None = None
+LIST_PAGE_SIZE = 500
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -79,10 +81,14 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    # Initial lists in pages: one response of thousands of Pods would be read, decoded and
+    # held whole (tens of MB) before the first object is handled.
+    settings.watching.chunk_size = LIST_PAGE_SIZE
     kube = Kube(connection_info(settings))
     ctx = context.Context(kube=kube, config=context.Config.from_env())
     context.install(ctx)
     ctx.scheduler.start()
+    memory.start_trimming()
     logger.info("buildwright started; step image %s", ctx.config.step_image)
 
 
@@ -90,6 +96,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 async def cleanup(**_: Any) -> None:
     ctx = context.current()
     await ctx.scheduler.stop()
+    await memory.stop_trimming()
     await ctx.kube.close()
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -28,10 +29,18 @@ Body = dict[str, Any]
 
 
 class Store:
-    """The latest body of each object of one kind, plus reverse indexes for fan-out."""
+    """The latest body of each object of one kind.
+
+    Bodies are kept as compact JSON and decoded on each `get` (a fresh dict every time, ~10 µs
+    for a BuildRun). Kept as Python dicts, their small pieces would sit in the same memory
+    pages as the rest of the watch events they came from; after a burst those pages stay
+    pinned by a few survivors each, and the process keeps the burst's size. 5,000 BuildRuns
+    with their Pods: 97 MB as dicts, 19 MB as JSON (bench/README.md).
+    """
 
     def __init__(self, keep: Callable[[Body], Body] | None = None) -> None:
-        self._objects: dict[Key, Body] = {}
+        # key → (uid, resourceVersion, JSON of the kept body)
+        self._objects: dict[Key, tuple[Any, Any, bytes]] = {}
         # What to keep of each body (see core.cached): memory per object, not behaviour.
         self._keep = keep
 
@@ -45,38 +54,44 @@ class Store:
         meta = body.get("metadata", {})
         key = (meta.get("namespace", ""), meta["name"])
         stored = self._objects.get(key)
-        if stored is not None and _older(body, stored):
+        uid, version = meta.get("uid"), meta.get("resourceVersion")
+        if stored is not None and _older(uid, version, stored[0], stored[1]):
             return
-        self._objects[key] = self._keep(body) if self._keep is not None else body
+        kept = self._keep(body) if self._keep is not None else body
+        self._objects[key] = (uid, version, json.dumps(kept, separators=(",", ":")).encode())
 
     def drop(self, namespace: str, name: str) -> None:
         self._objects.pop((namespace, name), None)
 
     def get(self, namespace: str, name: str) -> Body | None:
-        return self._objects.get((namespace, name))
+        stored = self._objects.get((namespace, name))
+        return None if stored is None else _decode(stored[2])
 
     def in_namespace(self, namespace: str) -> list[Body]:
-        return [b for (ns, _), b in self._objects.items() if ns == namespace]
+        return [_decode(b) for (ns, _), (_, _, b) in self._objects.items() if ns == namespace]
 
     def __len__(self) -> int:
         return len(self._objects)
 
 
-def _older(candidate: Body, stored: Body) -> bool:
-    """Whether `candidate` is an older version of the same object than `stored`.
+def _decode(data: bytes) -> Body:
+    body: Body = json.loads(data)
+    return body
+
+
+def _older(uid: Any, version: Any, stored_uid: Any, stored_version: Any) -> bool:
+    """Whether (uid, version) is an older version of the same object than the stored one.
 
     resourceVersions are opaque to clients, but the apiserver's are etcd revisions: integers
     that grow. Anything else (or a different uid: a re-created object) counts as newer.
     """
-    new_meta, old_meta = candidate.get("metadata", {}), stored.get("metadata", {})
-    if new_meta.get("uid") != old_meta.get("uid"):
+    if uid != stored_uid:
         return False
-    new_version, old_version = new_meta.get("resourceVersion"), old_meta.get("resourceVersion")
-    if not (isinstance(new_version, str) and isinstance(old_version, str)):
+    if not (isinstance(version, str) and isinstance(stored_version, str)):
         return False
-    if not (new_version.isdigit() and old_version.isdigit()):
+    if not (version.isdigit() and stored_version.isdigit()):
         return False
-    return int(new_version) < int(old_version)
+    return int(version) < int(stored_version)
 
 
 class Dependents:

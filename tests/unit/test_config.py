@@ -1,0 +1,29 @@
+"""The operator's settings from its environment: defaults, and clear errors for bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from buildwright.handlers.context import DEFAULT_STATUS_COALESCE_SECONDS, Config
+
+
+def test_status_coalescing_defaults_to_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BUILDWRIGHT_STATUS_COALESCE_SECONDS", raising=False)
+    assert Config.from_env().status_coalesce_seconds == DEFAULT_STATUS_COALESCE_SECONDS == 1.0
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("2.5", 2.5), ("", 1.0)])
+def test_status_coalescing_can_be_set(
+    monkeypatch: pytest.MonkeyPatch, value: str, seconds: float
+) -> None:
+    monkeypatch.setenv("BUILDWRIGHT_STATUS_COALESCE_SECONDS", value)
+    assert Config.from_env().status_coalesce_seconds == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "-1"])
+def test_a_bad_status_coalescing_value_stops_the_operator_with_its_name(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("BUILDWRIGHT_STATUS_COALESCE_SECONDS", value)
+    with pytest.raises(ValueError, match="BUILDWRIGHT_STATUS_COALESCE_SECONDS"):
+        Config.from_env()
