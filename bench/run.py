@@ -445,7 +445,8 @@ class Bench:
         self.profile_dir = profile_dir
         self.kubelet: subprocess.Popen[str] | None = None
         self.operator: Any = None
-        self.operator_env = operator_env or {}
+        # As the image runs it (Dockerfile); --operator-env PYTHONMALLOC=pymalloc to compare.
+        self.operator_env = {"PYTHONMALLOC": "malloc", **(operator_env or {})}
 
     def start(self) -> None:
         from tests.integration.operator_process import OperatorProcess
@@ -578,10 +579,12 @@ def scenarios(quick: bool) -> dict[str, Scenario]:
         Scenario("steady-10", 10 * seconds, 10, repeats),
         Scenario("steady-20", 20 * seconds, 20, repeats),
         Scenario("steady-50", 50 * seconds, 50, repeats),
-        Scenario("steady-100", 100 * seconds, 100, repeats),
-        Scenario("steady-200", 200 * seconds, 200, repeats),
+        # Beyond what this machine's control plane sustains: minutes of backlog each, so
+        # one run by default.
+        Scenario("steady-100", 100 * seconds, 100, 1),
+        Scenario("steady-200", 200 * seconds, 200, 1),
         Scenario("burst-500", 100 if quick else 500, None, repeats),
-        Scenario("burst-2000", 400 if quick else 2000, None, repeats),
+        Scenario("burst-2000", 400 if quick else 2000, None, 1),
         Scenario("memory-5000", 1000 if quick else 5000, None, 1, memory=True),
     ]
     return {s.name: s for s in items}
@@ -616,8 +619,9 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
     figures["operator_rss_mb"] = memory["VmRSS"]
     figures["operator_peak_rss_mb"] = memory["VmHWM"]
     if scenario.memory:
-        # Present, finished, idle: what keeping thousands of BuildRuns costs.
-        await asyncio.sleep(5.0)
+        # Present, finished, idle: what keeping thousands of BuildRuns costs (after the
+        # operator's periodic return of freed memory, every 10 s).
+        await asyncio.sleep(25.0)
         figures["operator_rss_with_all_present_mb"] = proc_memory_mb(pid)["VmRSS"]
         figures.update(await restarted_with_all_present(bench))
     await asyncio.sleep(1.0)  # the audit log's last lines
@@ -771,10 +775,14 @@ async def restarted_with_all_present(bench: Bench) -> dict[str, float]:
         if current - previous < 0.05:
             break
         previous = current
+    peak = proc_memory_mb(pid)["VmHWM"]
+    cpu = proc_cpu_seconds(pid)
+    # Quiet for a while: the operator returns freed memory every 10 s (buildwright.memory).
+    await asyncio.sleep(25.0)
     memory = proc_memory_mb(pid)
     return {
-        "restart_cpu_s": proc_cpu_seconds(pid),
-        "restart_peak_rss_mb": memory["VmHWM"],
+        "restart_cpu_s": cpu,
+        "restart_peak_rss_mb": peak,
         "restart_settled_rss_mb": memory["VmRSS"],
     }
 

@@ -5,7 +5,9 @@ once handled, most of it is free again but stays mapped: CPython hands large obj
 tables, long strings: most of a decoded Kubernetes object) to glibc malloc, which keeps freed
 pages unless asked. `malloc_trim` returns free pages anywhere in the heap. Calling it every
 few seconds costs a heap walk (milliseconds) and takes the resident size back near what the
-live objects need (measured in bench/results.md).
+live objects need. Small objects live in CPython's own arenas unless PYTHONMALLOC=malloc (as
+the image sets): those arenas are only released when entirely empty, and after a burst a few
+surviving objects each keep most of them (bench/README.md).
 """
 
 from __future__ import annotations
