@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         _start_local_cluster()
     operator_main.load_handlers()
     namespaces = args.namespace or []
+    operator_main.NAMESPACES = tuple(namespaces)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

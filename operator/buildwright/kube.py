@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -124,14 +124,20 @@ class Kube:
         elif info.username and info.password:
             basic = base64.b64encode(f"{info.username}:{info.password}".encode()).decode()
             headers["Authorization"] = f"Basic {basic}"
+        context = _ssl_context(info)
         self._session = aiohttp.ClientSession(
             headers=headers,
-            connector=aiohttp.TCPConnector(ssl=_ssl_context(info), limit=limit),
+            connector=aiohttp.TCPConnector(ssl=context, limit=limit),
             timeout=aiohttp.ClientTimeout(total=30),
+        )
+        # Watches hold their connection for minutes: apart from the request pool.
+        self._streams = aiohttp.ClientSession(
+            headers=headers, connector=aiohttp.TCPConnector(ssl=context, limit=0)
         )
 
     async def close(self) -> None:
         await self._session.close()
+        await self._streams.close()
 
     async def _request(
         self,
@@ -179,6 +185,33 @@ class Kube:
         result = await self._request("GET", resource.path(namespace), params=params)
         items: list[dict[str, Any]] = result.get("items", [])
         return items
+
+    async def list_page(
+        self, resource: Resource, namespace: str | None, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """One page of a list (`limit`/`continue` in `params`), as the API answers it."""
+        result: dict[str, Any] = await self._request("GET", resource.path(namespace), params=params)
+        return result
+
+    async def watch(
+        self, resource: Resource, namespace: str | None, params: Mapping[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of a watch (`watch=true` and its options in `params`) until the server
+        ends it; an error answer raises ApiError."""
+        url = self._server + resource.path(namespace) + "?" + urlencode(params)
+        seconds = float(params.get("timeoutSeconds", "300"))
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=seconds + 30)
+        async with self._streams.get(url, timeout=timeout) as response:
+            if response.status >= 400:
+                text = await response.text()
+                raise ApiError(response.status, response.reason or "", text[:500])
+            # Split lines ourselves: StreamReader's line reading refuses lines over 128 KB.
+            pending = b""
+            async for chunk in response.content.iter_any():
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
 
     async def create(
         self, resource: Resource, namespace: str | None, body: dict[str, Any]

@@ -15,14 +15,18 @@ from typing import Any
 
 import kopf
 
-from buildwright import memory
-from buildwright.handlers import context
+from buildwright import informer, memory
+from buildwright.handlers import buildruns, context
 from buildwright.kube import Kube
 
 logger = logging.getLogger("buildwright")
 
 _connection: kopf.ConnectionInfo | None = None
 LIST_PAGE_SIZE = 500
+# BuildRuns reconciled at once on behalf of their Pods (each mostly waits on the API).
+RECONCILE_WORKERS = 32
+# The namespaces the operator serves (empty: all); set by the command line before start-up.
+NAMESPACES: tuple[str, ...] = ()
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -88,6 +92,14 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     ctx = context.Context(kube=kube, config=context.Config.from_env())
     context.install(ctx)
     ctx.scheduler.start()
+    ctx.reconcile_queue = informer.KeyQueue(
+        lambda namespace, name: buildruns.reconcile(ctx, namespace, name), RECONCILE_WORKERS
+    )
+    ctx.reconcile_queue.start()
+    ctx.pod_informer = informer.PodInformer(
+        kube, ctx.pods, ctx.reconcile_queue.add, namespaces=list(NAMESPACES)
+    )
+    ctx.pod_informer.start()
     memory.start_trimming()
     logger.info("buildwright started; step image %s", ctx.config.step_image)
 
@@ -95,6 +107,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
     ctx = context.current()
+    if ctx.pod_informer is not None:
+        await ctx.pod_informer.stop()
+    if ctx.reconcile_queue is not None:
+        await ctx.reconcile_queue.stop()
     await ctx.scheduler.stop()
     await memory.stop_trimming()
     await ctx.kube.close()

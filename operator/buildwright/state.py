@@ -67,6 +67,9 @@ class Store:
         stored = self._objects.get((namespace, name))
         return None if stored is None else _decode(stored[2])
 
+    def stored_keys(self) -> list[Key]:
+        return list(self._objects)
+
     def in_namespace(self, namespace: str) -> list[Body]:
         return [_decode(b) for (ns, _), (_, _, b) in self._objects.items() if ns == namespace]
 

@@ -84,6 +84,9 @@ class Context:
     scheduler: Scheduler = field(default_factory=Scheduler)
     # BuildRun → when its pending in-progress status change is to be written.
     status_due: dict[Key, datetime] = field(default_factory=dict)
+    # Set at start-up (main.py): build Pods watched outside kopf, and the BuildRuns they wake.
+    pod_informer: Any = None
+    reconcile_queue: Any = None
     unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
     _locks: defaultdict[Key, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)

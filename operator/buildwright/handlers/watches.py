@@ -1,6 +1,7 @@
-"""Events of the objects BuildRuns and Builds depend on: build Pods, Secrets, strategies.
+"""Events of the objects Builds depend on: Secrets and strategies.
 
-Each handler only records the object and fans out to the Builds or BuildRuns it concerns.
+Each handler only records the object and fans out to the Builds it concerns. Build Pods are
+watched outside kopf (`buildwright.informer`).
 """
 
 from __future__ import annotations
@@ -10,23 +11,8 @@ from typing import Any
 import kopf
 
 from buildwright.core import preflight
-from buildwright.handlers import buildruns, builds, common
+from buildwright.handlers import builds, common
 from buildwright.handlers.context import current
-
-MANAGED_BY = {"app.kubernetes.io/managed-by": "buildwright"}
-
-
-@kopf.on.event("", "v1", "pods", labels=MANAGED_BY)
-async def pod_event(type: str, body: kopf.Body, **_: Any) -> None:
-    ctx = current()
-    meta = body["metadata"]
-    if type == "DELETED":
-        ctx.pods.drop(meta["namespace"], meta["name"])
-    else:
-        ctx.pods.put(dict(body))
-    buildrun_name = (meta.get("labels") or {}).get("buildrun.shipwright.io/name")
-    if buildrun_name:
-        await buildruns.reconcile(ctx, meta["namespace"], buildrun_name)
 
 
 @kopf.on.event("", "v1", "secrets")

@@ -1,0 +1,78 @@
+"""The BuildRun work queue fed by build Pod events: each key once while it waits."""
+
+from __future__ import annotations
+
+import asyncio
+
+from buildwright.informer import KeyQueue
+
+
+async def wait_for_calls(calls: list[tuple[str, str]], count: int) -> None:
+    async def enough() -> None:
+        while len(calls) < count:
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(enough(), timeout=5)
+
+
+async def test_a_key_added_many_times_while_waiting_is_handled_once() -> None:
+    calls: list[tuple[str, str]] = []
+
+    async def handle(namespace: str, name: str) -> None:
+        calls.append((namespace, name))
+
+    queue = KeyQueue(handle, workers=1)
+    for _ in range(50):
+        queue.add(("ns", "a"))
+    queue.add(("ns", "b"))
+    queue.start()
+    try:
+        await wait_for_calls(calls, 2)
+        # One worker serves in order: a repeated "a" would come before this marker.
+        queue.add(("ns", "marker"))
+        await wait_for_calls(calls, 3)
+    finally:
+        await queue.stop()
+    assert calls == [("ns", "a"), ("ns", "b"), ("ns", "marker")]
+
+
+async def test_a_key_added_while_it_is_handled_is_handled_again() -> None:
+    calls: list[tuple[str, str]] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def handle(namespace: str, name: str) -> None:
+        calls.append((namespace, name))
+        if len(calls) == 1:
+            started.set()
+            await release.wait()
+
+    queue = KeyQueue(handle, workers=1)
+    queue.add(("ns", "a"))
+    queue.start()
+    try:
+        await asyncio.wait_for(started.wait(), timeout=5)
+        queue.add(("ns", "a"))  # a change while the first run is in progress
+        release.set()
+        await wait_for_calls(calls, 2)
+    finally:
+        await queue.stop()
+    assert calls == [("ns", "a"), ("ns", "a")]
+
+
+async def test_a_failing_handler_does_not_stop_the_queue() -> None:
+    calls: list[tuple[str, str]] = []
+
+    async def handle(namespace: str, name: str) -> None:
+        calls.append((namespace, name))
+        if name == "bad":
+            raise RuntimeError("boom")
+
+    queue = KeyQueue(handle, workers=1)
+    queue.start()
+    try:
+        queue.add(("ns", "bad"))
+        queue.add(("ns", "good"))
+        await wait_for_calls(calls, 2)
+    finally:
+        await queue.stop()
+    assert calls == [("ns", "bad"), ("ns", "good")]
