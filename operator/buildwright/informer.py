@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,21 +37,33 @@ class KeyQueue:
     """BuildRun keys waiting for a reconcile, each at most once, served by a few workers.
 
     A key is taken off the pending set *before* its handler runs: a change that arrives while
-    it runs queues it again, and the next run sees that change.
+    it runs queues it again, and the next run sees that change. Urgent keys (a Pod that
+    finished or went) are served before the others: under a burst, hundreds of in-progress
+    changes wait, and the end of a run should not wait behind them.
     """
 
     def __init__(self, handler: Callable[[str, str], Awaitable[None]], workers: int) -> None:
         self._handler = handler
         self._workers = workers
         self._pending: set[Key] = set()
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._urgent_pending: set[Key] = set()
+        self._urgent: deque[Key] = deque()
+        self._normal: deque[Key] = deque()
+        self._ready = asyncio.Semaphore(0)
         self._tasks: list[asyncio.Task[None]] = []
 
-    def add(self, key: Key) -> None:
-        if key in self._pending:
+    def add(self, key: Key, *, urgent: bool = False) -> None:
+        if key in self._urgent_pending or (key in self._pending and not urgent):
             return
         self._pending.add(key)
-        self._queue.put_nowait(key)
+        if urgent:
+            # A key already waiting in the normal lane gets a second, earlier entry; the
+            # later one finds it no longer pending and is skipped.
+            self._urgent_pending.add(key)
+            self._urgent.append(key)
+        else:
+            self._normal.append(key)
+        self._ready.release()
 
     def start(self) -> None:
         self._tasks = [
@@ -68,8 +81,12 @@ class KeyQueue:
 
     async def _serve(self) -> None:
         while True:
-            key = await self._queue.get()
+            await self._ready.acquire()
+            key = self._urgent.popleft() if self._urgent else self._normal.popleft()
+            if key not in self._pending:
+                continue  # the second entry of a key served from the urgent lane
             self._pending.discard(key)
+            self._urgent_pending.discard(key)
             try:
                 await self._handler(*key)
             except Exception:
@@ -78,13 +95,14 @@ class KeyQueue:
 
 class PodInformer:
     """Keeps `store` in step with the build Pods of `namespaces` (all when empty) and calls
-    `changed(namespace, buildrun_name)` for the BuildRun of every Pod that changed or went."""
+    `changed((namespace, buildrun_name), urgent=...)` for the BuildRun of every Pod that
+    changed or went; urgent when the Pod finished, is being deleted or is gone."""
 
     def __init__(
         self,
         client: kube.Kube,
         store: Store,
-        changed: Callable[[Key], None],
+        changed: Callable[..., None],
         namespaces: list[str] | None = None,
     ) -> None:
         self._kube = client
@@ -145,7 +163,7 @@ class PodInformer:
                 gone = self._store.get(*key)
                 self._store.drop(*key)
                 if gone is not None:
-                    self._notify(gone)
+                    self._notify(gone, gone=True)
         return version
 
     async def _watch(self, namespace: str | None, version: str) -> str:
@@ -175,13 +193,15 @@ class PodInformer:
             self._store.drop(meta.get("namespace", ""), meta.get("name", ""))
         else:
             self._store.put(pod)
-        self._notify(pod)
+        self._notify(pod, gone=kind == "DELETED")
 
-    def _notify(self, pod: dict[str, Any]) -> None:
+    def _notify(self, pod: dict[str, Any], *, gone: bool = False) -> None:
         meta = pod.get("metadata") or {}
         buildrun = (meta.get("labels") or {}).get(BUILDRUN_LABEL)
         if buildrun:
-            self._changed((meta.get("namespace", ""), buildrun))
+            phase = (pod.get("status") or {}).get("phase")
+            ending = gone or phase in ("Succeeded", "Failed") or "deletionTimestamp" in meta
+            self._changed((meta.get("namespace", ""), buildrun), urgent=ending)
 
 
 class _Expired(Exception):

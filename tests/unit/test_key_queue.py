@@ -76,3 +76,25 @@ async def test_a_failing_handler_does_not_stop_the_queue() -> None:
     finally:
         await queue.stop()
     assert calls == [("ns", "bad"), ("ns", "good")]
+
+
+async def test_urgent_keys_are_served_first_and_once() -> None:
+    calls: list[tuple[str, str]] = []
+
+    async def handle(namespace: str, name: str) -> None:
+        calls.append((namespace, name))
+
+    queue = KeyQueue(handle, workers=1)
+    for name in ("a", "b", "c"):
+        queue.add(("ns", name))
+    queue.add(("ns", "c"), urgent=True)  # already waiting, now urgent
+    queue.add(("ns", "d"), urgent=True)
+    queue.add(("ns", "d"))  # waiting as urgent already
+    queue.start()
+    try:
+        await wait_for_calls(calls, 4)
+        queue.add(("ns", "marker"))
+        await wait_for_calls(calls, 5)
+    finally:
+        await queue.stop()
+    assert calls == [("ns", n) for n in ("c", "d", "a", "b", "marker")]
