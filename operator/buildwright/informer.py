@@ -72,11 +72,7 @@ class KeyQueue:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel(self._tasks)
         self._tasks = []
 
     async def _serve(self) -> None:
@@ -118,11 +114,7 @@ class PodInformer:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel(self._tasks)
         self._tasks = []
 
     async def _run(self, namespace: str | None) -> None:
@@ -202,6 +194,14 @@ class PodInformer:
             phase = (pod.get("status") or {}).get("phase")
             ending = gone or phase in ("Succeeded", "Failed") or "deletionTimestamp" in meta
             self._changed((meta.get("namespace", ""), buildrun), urgent=ending)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class _Expired(Exception):
