@@ -31,15 +31,32 @@ def build_pod(name: str, buildrun: str, *, managed: bool = True) -> client.V1Pod
     )  # fmt: skip
 
 
-async def until(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    async def poll() -> None:
-        while not check():
-            await asyncio.sleep(0.02)
+class Notes:
+    """What the informer reported, by urgency, and a way to wait for a state it reports.
 
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"not within {timeout}s: {what}") from None
+    The informer updates its store before it reports a change, so a state of the store is
+    checked again on each report instead of on a timer.
+    """
+
+    def __init__(self) -> None:
+        self.changed: list[Key] = []
+        self.urgent: list[Key] = []
+        self._reported = asyncio.Event()
+
+    def __call__(self, key: Key, *, urgent: bool = False) -> None:
+        (self.urgent if urgent else self.changed).append(key)
+        self._reported.set()
+
+    async def until(self, check: Callable[[], bool], what: str, timeout: float = 20) -> None:
+        async def reported() -> None:
+            while not check():
+                self._reported.clear()
+                await self._reported.wait()
+
+        try:
+            await asyncio.wait_for(reported(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"not within {timeout}s: {what}") from None
 
 
 def delete_now(core_v1: client.CoreV1Api, namespace: str, name: str) -> None:
@@ -54,14 +71,10 @@ async def test_pods_are_listed_watched_and_forgotten_on_relist(
     assert info is not None
     kube = Kube(info)
     store = Store(build_pod_for_status)
-    changed: list[Key] = []
-    urgent_keys: list[Key] = []
-
-    def note(key: Key, *, urgent: bool = False) -> None:
-        (urgent_keys if urgent else changed).append(key)
+    notes = Notes()
 
     def informer() -> PodInformer:
-        return PodInformer(kube, store, note, namespaces=[namespace])
+        return PodInformer(kube, store, notes, namespaces=[namespace])
 
     def stored() -> set[str]:
         return {name for ns, name in store.stored_keys() if ns == namespace}
@@ -71,32 +84,34 @@ async def test_pods_are_listed_watched_and_forgotten_on_relist(
     first = informer()
     first.start()
     try:
-        await until(lambda: stored() == {"run-a-pod"}, "the listed Pod stored")
-        assert (namespace, "run-a") in changed
+        await notes.until(lambda: stored() == {"run-a-pod"}, "the listed Pod stored")
+        assert (namespace, "run-a") in notes.changed
         kept: Any = store.get(namespace, "run-a-pod")
         assert kept["spec"] == {"initContainers": [], "containers": [{"name": "step-results"}]}
 
         core_v1.create_namespaced_pod(namespace, build_pod("run-b-pod", "run-b"))
-        await until(lambda: "run-b-pod" in stored(), "a watched Pod stored")
-        assert (namespace, "run-b") in changed
+        await notes.until(lambda: "run-b-pod" in stored(), "a watched Pod stored")
+        assert (namespace, "run-b") in notes.changed
     finally:
         await first.stop()
 
     # While nobody watches: run-a's Pod goes, run-c's comes.
     delete_now(core_v1, namespace, "run-a-pod")
     core_v1.create_namespaced_pod(namespace, build_pod("run-c-pod", "run-c"))
-    changed.clear()
+    notes.changed.clear()
     second = informer()
     second.start()
     try:
-        await until(lambda: stored() == {"run-b-pod", "run-c-pod"}, "the relist's view stored")
-        assert (namespace, "run-c") in changed
+        await notes.until(
+            lambda: stored() == {"run-b-pod", "run-c-pod"}, "the relist's view stored"
+        )
+        assert (namespace, "run-c") in notes.changed
         # A Pod that went is urgent: its BuildRun is reconciled before in-progress ones.
-        assert (namespace, "run-a") in urgent_keys
+        assert (namespace, "run-a") in notes.urgent
 
         delete_now(core_v1, namespace, "run-b-pod")
-        await until(lambda: stored() == {"run-c-pod"}, "a deleted Pod forgotten")
-        await until(lambda: (namespace, "run-b") in urgent_keys, "the deletion noted as urgent")
+        await notes.until(lambda: stored() == {"run-c-pod"}, "a deleted Pod forgotten")
+        assert (namespace, "run-b") in notes.urgent  # reported with the drop
     finally:
         await second.stop()
         await kube.close()

@@ -7,19 +7,31 @@ import asyncio
 from buildwright.informer import KeyQueue
 
 
-async def wait_for_calls(calls: list[tuple[str, str]], count: int) -> None:
-    async def enough() -> None:
-        while len(calls) < count:
-            await asyncio.sleep(0.001)
+class Calls(list[tuple[str, str]]):
+    """The handler's calls, and a way to wait for the n-th one without polling."""
 
-    await asyncio.wait_for(enough(), timeout=5)
+    def __init__(self) -> None:
+        super().__init__()
+        self._grew = asyncio.Event()
+
+    def note(self, namespace: str, name: str) -> None:
+        self.append((namespace, name))
+        self._grew.set()
+
+    async def reach(self, count: int) -> None:
+        async def grown() -> None:
+            while len(self) < count:
+                self._grew.clear()
+                await self._grew.wait()
+
+        await asyncio.wait_for(grown(), timeout=5)
 
 
 async def test_a_key_added_many_times_while_waiting_is_handled_once() -> None:
-    calls: list[tuple[str, str]] = []
+    calls = Calls()
 
     async def handle(namespace: str, name: str) -> None:
-        calls.append((namespace, name))
+        calls.note(namespace, name)
 
     queue = KeyQueue(handle, workers=1)
     for _ in range(50):
@@ -27,21 +39,21 @@ async def test_a_key_added_many_times_while_waiting_is_handled_once() -> None:
     queue.add(("ns", "b"))
     queue.start()
     try:
-        await wait_for_calls(calls, 2)
+        await calls.reach(2)
         # One worker serves in order: a repeated "a" would come before this marker.
         queue.add(("ns", "marker"))
-        await wait_for_calls(calls, 3)
+        await calls.reach(3)
     finally:
         await queue.stop()
     assert calls == [("ns", "a"), ("ns", "b"), ("ns", "marker")]
 
 
 async def test_a_key_added_while_it_is_handled_is_handled_again() -> None:
-    calls: list[tuple[str, str]] = []
+    calls = Calls()
     started, release = asyncio.Event(), asyncio.Event()
 
     async def handle(namespace: str, name: str) -> None:
-        calls.append((namespace, name))
+        calls.note(namespace, name)
         if len(calls) == 1:
             started.set()
             await release.wait()
@@ -53,17 +65,17 @@ async def test_a_key_added_while_it_is_handled_is_handled_again() -> None:
         await asyncio.wait_for(started.wait(), timeout=5)
         queue.add(("ns", "a"))  # a change while the first run is in progress
         release.set()
-        await wait_for_calls(calls, 2)
+        await calls.reach(2)
     finally:
         await queue.stop()
     assert calls == [("ns", "a"), ("ns", "a")]
 
 
 async def test_a_failing_handler_does_not_stop_the_queue() -> None:
-    calls: list[tuple[str, str]] = []
+    calls = Calls()
 
     async def handle(namespace: str, name: str) -> None:
-        calls.append((namespace, name))
+        calls.note(namespace, name)
         if name == "bad":
             raise RuntimeError("boom")
 
@@ -72,17 +84,17 @@ async def test_a_failing_handler_does_not_stop_the_queue() -> None:
     try:
         queue.add(("ns", "bad"))
         queue.add(("ns", "good"))
-        await wait_for_calls(calls, 2)
+        await calls.reach(2)
     finally:
         await queue.stop()
     assert calls == [("ns", "bad"), ("ns", "good")]
 
 
 async def test_urgent_keys_are_served_first_and_once() -> None:
-    calls: list[tuple[str, str]] = []
+    calls = Calls()
 
     async def handle(namespace: str, name: str) -> None:
-        calls.append((namespace, name))
+        calls.note(namespace, name)
 
     queue = KeyQueue(handle, workers=1)
     for name in ("a", "b", "c"):
@@ -92,9 +104,9 @@ async def test_urgent_keys_are_served_first_and_once() -> None:
     queue.add(("ns", "d"))  # waiting as urgent already
     queue.start()
     try:
-        await wait_for_calls(calls, 4)
+        await calls.reach(4)
         queue.add(("ns", "marker"))
-        await wait_for_calls(calls, 5)
+        await calls.reach(5)
     finally:
         await queue.stop()
     assert calls == [("ns", n) for n in ("c", "d", "a", "b", "marker")]
