@@ -64,14 +64,12 @@ from buildwright.steps.registry import (
     parse_reference,
     sha256_digest,
 )
-from buildwright.steps.resultfiles import render_termination_message, write_result
+from buildwright.steps.resultfiles import parse_bool, write_error_results, write_result
 
 REASON_AUTH_FAILED = "BundleAuthFailed"
 REASON_PULL_FAILED = "BundlePullFailed"
 REASON_EXTRACT_FAILED = "BundleExtractFailed"
 
-RESULT_ERROR_REASON = "shp-error-reason"
-RESULT_ERROR_MESSAGE = "shp-error-message"
 
 PLATFORM_OS = "linux"
 PLATFORM_ARCHITECTURE = "amd64"
@@ -476,12 +474,10 @@ def source_timestamp(newest_file_mtime: int | None, config: dict[str, Any]) -> i
 
 
 def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes", "t"):
-        return True
-    if lowered in ("false", "0", "no", "f", ""):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    try:
+        return parse_bool(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -582,17 +578,12 @@ def report_failure(args: argparse.Namespace, reason: str, message: str) -> None:
     """Error results as files and, for an init container that stops the Pod, as its own
     termination message."""
     message = one_line(message)
-    write_result(args.result_file_error_reason, reason)
-    write_result(args.result_file_error_message, message)
-    if args.termination_log:
-        report = render_termination_message(
-            {RESULT_ERROR_REASON: reason, RESULT_ERROR_MESSAGE: message}
-        )
-        try:
-            with open(args.termination_log, "w", encoding="utf-8") as handle:
-                handle.write(report)
-        except OSError as error:  # the result files still carry the reason
-            warn(f"cannot write {args.termination_log}: {error}")
+    problem = write_error_results(
+        reason, message, reason_file=args.result_file_error_reason,
+        message_file=args.result_file_error_message, termination_log=args.termination_log,
+    )  # fmt: skip
+    if problem:
+        warn(problem)
     print(f"error: {reason}: {message}", file=sys.stderr, flush=True)
 
 

@@ -72,7 +72,7 @@ from buildwright.steps.registry import (
     parse_reference,
     sha256_digest,
 )
-from buildwright.steps.resultfiles import write_result
+from buildwright.steps.resultfiles import parse_bool, write_result
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -599,12 +599,10 @@ class Pusher:
 
 
 def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes", "t"):
-        return True
-    if lowered in ("false", "0", "no", "f", ""):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    try:
+        return parse_bool(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,9 @@ TRUNCATABLE_LAST: tuple[str, ...] = ("shp-error-message", "shp-image-vulnerabili
 
 _ELLIPSIS = "..."
 
+RESULT_ERROR_REASON = "shp-error-reason"
+RESULT_ERROR_MESSAGE = "shp-error-message"
+
 
 def write_result(path: str | None, value: str) -> None:
     """Write one result file (no trailing newline); a missing path means "not requested"."""
@@ -50,6 +53,42 @@ def write_result(path: str | None, value: str) -> None:
         os.makedirs(directory, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(value)
+
+
+def write_error_results(
+    reason: str,
+    message: str,
+    *,
+    reason_file: str | None,
+    message_file: str | None,
+    termination_log: str | None,
+) -> str | None:
+    """The error results as result files and, for an init container whose failure stops the
+    Pod, also as its own termination message (JSON, the git step's format). Returns why the
+    termination message could not be written, if it could not: the result files still carry
+    the reason, so callers only warn."""
+    write_result(reason_file, reason)
+    write_result(message_file, message)
+    if not termination_log:
+        return None
+    errors = {RESULT_ERROR_REASON: reason, RESULT_ERROR_MESSAGE: message}
+    report = render_termination_message(errors)
+    try:
+        with open(termination_log, "w", encoding="utf-8") as handle:
+            handle.write(report)
+    except OSError as error:
+        return f"cannot write {termination_log}: {error}"
+    return None
+
+
+def parse_bool(value: str) -> bool:
+    """A step's boolean flag as Shipwright passes it (`true`, `false`, empty)."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes", "t"):
+        return True
+    if lowered in ("false", "0", "no", "f", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
 
 
 def strip_result_value(raw: str) -> str:

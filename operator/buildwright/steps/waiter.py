@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from buildwright.core.durations import format_go_duration, parse_duration
-from buildwright.steps.resultfiles import render_termination_message, write_result
+from buildwright.steps.resultfiles import write_error_results
 
 # The lock file the build Pod names (core.pod's LOCAL_TMP_DIR; a test keeps them equal). Not
 # imported from there: that module pulls in the API models, a fifth of a second per start.
@@ -40,8 +40,6 @@ MINIMUM_TIMEOUT_SECONDS = 1.0
 POLL_INTERVAL_SECONDS = 0.1
 
 REASON_TIMEOUT = "LocalSourceUploadTimeout"
-RESULT_ERROR_REASON = "shp-error-reason"
-RESULT_ERROR_MESSAGE = "shp-error-message"
 
 EXIT_TIMEOUT = 1
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -151,18 +149,12 @@ def start(args: argparse.Namespace) -> int:
     reason = REASON_TIMEOUT
     message = (f"no local source was uploaded within {format_go_duration(timeout)}: upload it "
                "with 'shp build upload', or raise the source's local.timeout")
-    write_result(args.result_file_error_reason, reason)
-    write_result(args.result_file_error_message, message)
-    if args.termination_log:
-        report = render_termination_message(
-            {RESULT_ERROR_REASON: reason, RESULT_ERROR_MESSAGE: message}
-        )
-        try:
-            with open(args.termination_log, "w", encoding="utf-8") as handle:
-                handle.write(report)
-        except OSError as error:
-            print(f"waiter: warning: cannot write {args.termination_log}: {error}",
-                  file=sys.stderr, flush=True)
+    problem = write_error_results(
+        reason, message, reason_file=args.result_file_error_reason,
+        message_file=args.result_file_error_message, termination_log=args.termination_log,
+    )  # fmt: skip
+    if problem:
+        print(f"waiter: warning: {problem}", file=sys.stderr, flush=True)
     print(f"error: {reason}: {message}", file=sys.stderr, flush=True)
     return EXIT_TIMEOUT
 
