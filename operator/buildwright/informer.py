@@ -22,12 +22,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from buildwright import kube
+from buildwright.core import pod, status
 from buildwright.state import Key, Store
 
 logger = logging.getLogger("buildwright")
 
-BUILDRUN_LABEL = "buildrun.shipwright.io/name"
-MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=buildwright"
+# The labels core.pod puts on every build Pod.
+MANAGED_BY_SELECTOR = f"{pod.LABEL_MANAGED_BY}={pod.MANAGED_BY}"
 LIST_PAGE_SIZE = 500
 WATCH_SECONDS = 300
 RETRY_SECONDS = 1.0
@@ -140,10 +141,10 @@ class PodInformer:
         params = {"labelSelector": MANAGED_BY_SELECTOR, "limit": str(LIST_PAGE_SIZE)}
         while True:
             page = await self._kube.list_page(kube.PODS, namespace, params)
-            for pod in page.get("items") or []:
-                meta = pod.get("metadata") or {}
+            for item in page.get("items") or []:
+                meta = item.get("metadata") or {}
                 seen.add((meta.get("namespace", ""), meta.get("name", "")))
-                self._observe("ADDED", pod)
+                self._observe("ADDED", item)
             meta = page.get("metadata") or {}
             version = str(meta.get("resourceVersion", ""))
             token = meta.get("continue")
@@ -179,21 +180,20 @@ class PodInformer:
                 self._observe(kind, obj)
         return version
 
-    def _observe(self, kind: str, pod: dict[str, Any]) -> None:
-        meta = pod.get("metadata") or {}
+    def _observe(self, kind: str, build_pod: dict[str, Any]) -> None:
+        meta = build_pod.get("metadata") or {}
         if kind == "DELETED":
             self._store.drop(meta.get("namespace", ""), meta.get("name", ""))
         else:
-            self._store.put(pod)
-        self._notify(pod, gone=kind == "DELETED")
+            self._store.put(build_pod)
+        self._notify(build_pod, gone=kind == "DELETED")
 
-    def _notify(self, pod: dict[str, Any], *, gone: bool = False) -> None:
-        meta = pod.get("metadata") or {}
-        buildrun = (meta.get("labels") or {}).get(BUILDRUN_LABEL)
+    def _notify(self, build_pod: dict[str, Any], *, gone: bool = False) -> None:
+        meta = build_pod.get("metadata") or {}
+        buildrun = (meta.get("labels") or {}).get(pod.LABEL_BUILDRUN_NAME)
         if buildrun:
-            phase = (pod.get("status") or {}).get("phase")
-            ending = gone or phase in ("Succeeded", "Failed") or "deletionTimestamp" in meta
-            self._changed((meta.get("namespace", ""), buildrun), urgent=ending)
+            urgent = gone or status.pod_ending(build_pod)
+            self._changed((meta.get("namespace", ""), buildrun), urgent=urgent)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -6,7 +6,7 @@ import copy
 import json
 from typing import Any
 
-from buildwright.core.cached import build_pod_for_status, without_bookkeeping
+from buildwright.core.cached import build_pod_for_status, secret_summary, without_bookkeeping
 from buildwright.core.status import status_from_pod
 from tests.unit.test_status import (
     DIGEST,
@@ -77,3 +77,19 @@ def test_the_slim_pod_keeps_container_names_in_order_and_nothing_else_of_the_spe
         (c["name"], c["state"]) for c in pod["status"]["initContainerStatuses"]
     ]
     assert "image" not in json.dumps(slim["status"]) and "hostIP" not in slim["status"]
+
+
+def test_a_secret_is_kept_without_its_data() -> None:
+    secret = {
+        "metadata": {"name": "push", "namespace": "ns", "uid": "s-1", "resourceVersion": "7",
+                     "annotations": {"note": "x"}, "managedFields": MANAGED},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": "c2VjcmV0"},
+        "stringData": {"password": "hunter2"},
+    }  # fmt: skip
+    kept = secret_summary(secret)
+    assert kept == {
+        "metadata": {"name": "push", "namespace": "ns", "uid": "s-1", "resourceVersion": "7"},
+        "type": "kubernetes.io/dockerconfigjson",
+    }
+    assert "c2VjcmV0" not in json.dumps(kept) and "hunter2" not in json.dumps(kept)

@@ -21,6 +21,7 @@ from buildwright.core.status import (
     StatusUpdate,
     announced_condition,
     go_quote,
+    pod_ending,
     status_from_pod,
     status_patch,
     write_deadline,
@@ -866,3 +867,10 @@ def test_only_the_end_of_a_run_is_announced(
     before: Condition | None, after: Condition | None, announced: bool
 ) -> None:
     assert announced_condition(before, after) == (after if announced else None)
+
+
+def test_a_pod_ends_when_its_phase_is_final_or_it_is_being_deleted() -> None:
+    assert not pod_ending(make_pod({"step-source-default": running(4)}))
+    assert pod_ending(succeeded_pod({"shp-image-digest": DIGEST}))
+    assert pod_ending(make_pod(phase="Failed"))
+    assert pod_ending(make_pod(metadata={"deletionTimestamp": ts(9)}))

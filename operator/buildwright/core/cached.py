@@ -56,3 +56,14 @@ def build_pod_for_status(pod: Mapping[str, Any]) -> dict[str, Any]:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def secret_summary(secret: Mapping[str, Any]) -> dict[str, Any]:
+    """What the operator keeps of a Secret: where it is, its version and type; never its data."""
+    meta = _mapping(secret.get("metadata"))
+    return {
+        "metadata": {
+            k: meta[k] for k in ("namespace", "name", "uid", "resourceVersion") if k in meta
+        },
+        "type": secret.get("type"),
+    }

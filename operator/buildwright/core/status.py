@@ -693,6 +693,17 @@ def status_patch(
     return patch or None
 
 
+def pod_finished(pod: Mapping[str, Any]) -> bool:
+    """Whether the Pod ran to its end (its phase is final)."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def pod_ending(pod: Mapping[str, Any]) -> bool:
+    """Whether the Pod finished or is being deleted: its BuildRun's end is near, and worth
+    reconciling before runs that merely progress."""
+    return pod_finished(pod) or "deletionTimestamp" in (pod.get("metadata") or {})
+
+
 # --- when to write ----------------------------------------------------------------------------
 
 

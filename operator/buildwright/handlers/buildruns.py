@@ -212,7 +212,7 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     build_pod = await create_pod(ctx, namespace, manifest)
     logger.info("BuildRun %s/%s: created Pod %s", namespace, name, pod_name)
     update = status.status_from_pod(buildrun, build_pod, common.now())
-    if update.stop_pod and not pod_finished(build_pod):
+    if update.stop_pod and not status.pod_finished(build_pod):
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
     if not update.terminal:
         schedule_timeout(ctx, buildrun)
@@ -371,15 +371,11 @@ async def follow_pod(
         if build_pod is not None:
             ctx.pods.put(build_pod)
     update = status.status_from_pod(buildrun, build_pod, common.now())
-    if update.stop_pod and build_pod is not None and not pod_finished(build_pod):
+    if update.stop_pod and build_pod is not None and not status.pod_finished(build_pod):
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
     if not update.terminal:
         schedule_timeout(ctx, buildrun)
     await write_status(ctx, buildrun, update, snapshot=snapshot)
-
-
-def pod_finished(build_pod: dict[str, Any]) -> bool:
-    return (build_pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 async def write_status(

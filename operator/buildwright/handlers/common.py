@@ -41,17 +41,6 @@ async def get_strategy(ctx: Context, kind: str, namespace: str, name: str) -> di
     return await cached_get(ctx, ctx.strategies, kube.BUILDSTRATEGIES, namespace, name)
 
 
-def secret_summary(body: dict[str, Any]) -> dict[str, Any]:
-    """What the operator keeps of a Secret: where it is, its version and type, no data."""
-    meta = body.get("metadata", {})
-    return {
-        "metadata": {
-            k: meta[k] for k in ("namespace", "name", "uid", "resourceVersion") if k in meta
-        },
-        "type": body.get("type"),
-    }
-
-
 async def get_secret(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
     """The Secret's summary: from the watch's record, else (a miss is not trusted) the API."""
     summary = ctx.secrets.get(namespace, name)
@@ -60,9 +49,8 @@ async def get_secret(ctx: Context, namespace: str, name: str) -> dict[str, Any] 
     body = await ctx.kube.get(kube.SECRETS, namespace, name)
     if body is None:
         return None
-    summary = secret_summary(body)
-    ctx.secrets.put(summary)
-    return summary
+    ctx.secrets.put(body)  # the store keeps its summary only (core.cached.secret_summary)
+    return ctx.secrets.get(namespace, name)
 
 
 async def existing_secrets(ctx: Context, namespace: str, names: set[str]) -> frozenset[str]:

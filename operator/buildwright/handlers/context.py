@@ -73,8 +73,8 @@ class Context:
     strategies: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
     cluster_strategies: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
     pods: Store = field(default_factory=lambda: Store(cached.build_pod_for_status))
-    # Secrets as the watch reports them, reduced to name and type: never their data.
-    secrets: Store = field(default_factory=Store)
+    # Secrets reduced to name and type as they are stored: never their data.
+    secrets: Store = field(default_factory=lambda: Store(cached.secret_summary))
     # ServiceAccounts are not watched (no list/watch permission); lookups are reused briefly.
     accounts: dict[Key, tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
     # Secret (ns, name) → Builds referencing it; Build/strategy → BuildRuns waiting on it.
@@ -82,7 +82,9 @@ class Context:
     strategy_dependents: Dependents = field(default_factory=Dependents)
     build_waiters: Dependents = field(default_factory=Dependents)
     scheduler: Scheduler = field(default_factory=Scheduler)
-    # BuildRun → when its pending in-progress status change is to be written.
+    # BuildRun → when its pending in-progress status change is to be written. Not read from
+    # the scheduler: its entry is gone by the time the callback runs, and that run must see
+    # the deadline as passed, not start a new window.
     status_due: dict[Key, datetime] = field(default_factory=dict)
     # Set at start-up (main.py): build Pods watched outside kopf, and the BuildRuns they wake.
     pod_informer: Any = None

@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from buildwright.core import preflight
-from buildwright.handlers import builds, common
+from buildwright.handlers import builds
 from buildwright.handlers.context import current
 
 
@@ -23,7 +23,7 @@ async def secret_event(type: str, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
         ctx.secrets.drop(meta["namespace"], meta["name"])
     else:
-        ctx.secrets.put(common.secret_summary(dict(body)))
+        ctx.secrets.put(dict(body))
     for namespace, name in ctx.secret_dependents.of((meta["namespace"], meta["name"])):
         await builds.register_or_retry(ctx, namespace, name)
 
