@@ -3,8 +3,9 @@
 A build Pod changes about eight times in its life (scheduled, each container started and
 finished) and each change arrives as the whole 16 KB object. Through kopf, every one of those
 events became a decoded body held in a per-object queue, a handler run and a reconcile of its
-BuildRun; under a burst the queued bodies were most of the operator's memory (hundreds of MB
-for 1,000 BuildRuns) and the handler machinery most of its CPU per BuildRun.
+BuildRun; under a burst the queued bodies took much of the operator's memory and kopf's
+machinery much of its CPU (moving Pods here: burst-500 peak RSS 307 -> 120 MB, steady-10
+CPU per BuildRun 26 -> 17 ms, one run each).
 
 Here each event is reduced at once to what the status decision reads (`core.cached`), stored,
 and its BuildRun is put on a queue of keys: a BuildRun already waiting there is not queued

@@ -1,13 +1,12 @@
 """Give memory freed after a burst back to the system.
 
 A burst of watch events (thousands of BuildRuns and Pods decoded at once) grows the C heap;
-once handled, most of it is free again but stays mapped: CPython hands large objects (dict
-tables, long strings: most of a decoded Kubernetes object) to glibc malloc, which keeps freed
-pages unless asked. `malloc_trim` returns free pages anywhere in the heap. Calling it every
-few seconds costs a heap walk (milliseconds) and takes the resident size back near what the
-live objects need. Small objects live in CPython's own arenas unless PYTHONMALLOC=malloc (as
-the image sets): those arenas are only released when entirely empty, and after a burst a few
-surviving objects each keep most of them (bench/README.md).
+once handled, most of it is free again but stays mapped: glibc malloc keeps freed pages
+unless asked, and `malloc_trim` returns free pages anywhere in its heap. Small objects live
+in CPython's own arenas unless PYTHONMALLOC=malloc (as the image sets); those arenas are only
+released when entirely empty, and after a burst a few surviving objects keep most of them
+(bench/README.md: RSS after a 1,000-BuildRun burst 428 MB with CPython's arenas, 199 MB in
+glibc's heap with this trimming).
 """
 
 from __future__ import annotations
