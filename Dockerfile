@@ -4,6 +4,20 @@
 #   docker build -t ghcr.io/buildwright/buildwright:0.1.0 .
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG GO_IMAGE=golang:1.26-bookworm
+# Tekton's step entrypoint, which every build Pod runs in front of each step's command to run
+# the steps in order; keep in step with hack/build-entrypoint.sh.
+ARG TEKTON_VERSION=v1.6.0
+
+FROM ${GO_IMAGE} AS entrypoint
+ARG TEKTON_VERSION
+WORKDIR /src
+# Static (no cgo) so that the same binary runs in the distroless and scratch images of
+# strategy steps; SPIFFE/SPIRE result signing left out, as buildwright does not use it.
+RUN go mod init buildwright.local/entrypoint \
+ && go get "github.com/tektoncd/pipeline/cmd/entrypoint@${TEKTON_VERSION}" \
+ && CGO_ENABLED=0 go build -trimpath -tags disable_spire -ldflags "-s -w" \
+      -o /out/tekton-entrypoint github.com/tektoncd/pipeline/cmd/entrypoint
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
@@ -34,6 +48,9 @@ RUN apt-get update \
  && useradd --uid 65532 --gid 65532 --home-dir /tmp --no-create-home \
       --shell /usr/sbin/nologin buildwright
 COPY --from=builder /opt/buildwright /opt/buildwright
+# The `prepare` init container of a build Pod copies this binary into the Pod's
+# /tekton/bin (core/pod.py: ENTRYPOINT_IN_STEP_IMAGE).
+COPY --from=entrypoint /out/tekton-entrypoint /usr/local/bin/tekton-entrypoint
 # PYTHONMALLOC=malloc: objects in glibc's heap, whose freed pages the operator returns every
 # 10 s; CPython's own arenas stay pinned by a few survivors after a burst (bench/README.md:
 # half the resident size after a 1,000-BuildRun burst, for more CPU per object).

@@ -39,6 +39,7 @@ from tests.integration.conftest import (  # noqa: F401  the same fixtures as the
 from tests.integration.operator_process import OperatorProcess
 from tests.registry import REGISTRY_PASSWORD, REGISTRY_USERNAME, LocalRegistry
 
+from buildwright.localcluster.binaries import ensure_entrypoint
 from buildwright.localcluster.controlplane import ControlPlane
 from buildwright.localcluster.kubelet import KubeletStandIn
 from buildwright.localcluster.process_executor import ProcessExecutor
@@ -182,7 +183,12 @@ def operator(
 def executor(
     api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProcessExecutor]:
-    ex = ProcessExecutor(api_client, state_dir=tmp_path_factory.mktemp("agent"), sweep_interval=2)
+    ex = ProcessExecutor(
+        api_client,
+        state_dir=tmp_path_factory.mktemp("agent"),
+        entrypoint_binary=ensure_entrypoint(),
+        sweep_interval=2,
+    )
     ex.start_sweeper()
     try:
         yield ex

@@ -188,8 +188,19 @@ def test_broken_dockerfile_fails_in_the_build_step(
     assert details["location"] == {"pod": pod, "container": "step-build-and-push"}
     log = env.logs(run, "step-build-and-push")
     assert "no-such-file.txt" in log and "[buildah] pushing" not in log
-    # FallbackToLogsOnError: buildah's error, from the log tail, is the failure message.
-    assert "no-such-file.txt" in details["message"]
+    # The entrypoint skipped the steps after the failed one: they never ran their commands.
+    # (The BuildRun fails as soon as the step does; the Pod ends a moment later.)
+    pod_status = wait_until(
+        lambda: (found := env.core.read_namespaced_pod(pod, env.namespace).status).phase
+        in ("Failed", "Succeeded") and found,
+        timeout=30, description="the failed build Pod to end",
+    )  # fmt: skip
+    assert pod_status.phase == "Failed"
+    ended = {c.name: c.state.terminated for c in pod_status.container_statuses}
+    assert ended["step-build-and-push"].exit_code != 0
+    skipped = json.loads(ended["step-results"].message)
+    assert {"key": "Reason", "value": "Skipped", "type": 3} in skipped
+    assert env.logs(run, "step-results").strip().endswith("Skipping step because a previous step failed")
 
 
 def test_wrong_git_url_reports_the_git_reason(

@@ -53,10 +53,17 @@ def test_book_scenario_runs_to_succeeded(cluster: Cluster) -> None:
     pods = cluster.pods()
     assert [p["metadata"]["name"] for p in pods] == [f"{name}-pod"]
     pod = pods[0]
-    assert [c["name"] for c in pod["spec"]["initContainers"]] == [
-        "step-source-default", "step-build-and-push", "step-image-processing"
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["prepare"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == [
+        "step-source-default", "step-build-and-push", "step-image-processing", "step-results"
     ]  # fmt: skip
-    assert [c["name"] for c in pod["spec"]["containers"]] == ["step-results"]
+    # Each step ran only after the one before it had ended.
+    ended = {
+        c["name"]: c["state"]["terminated"] for c in pod["status"]["containerStatuses"]
+    }
+    order = [ended[c["name"]]["finishedAt"] for c in pod["spec"]["containers"]]
+    assert order == sorted(order)
+    assert pod["status"]["phase"] == "Succeeded"
     assert "$(params." not in json.dumps(pod["spec"]) and "$(results." not in json.dumps(
         pod["spec"]
     )
@@ -156,7 +163,10 @@ def _registered_book_build(cluster: Cluster, **spec: Any) -> None:
 
 def test_failing_step_reports_failure_details(cluster: Cluster) -> None:
     cluster.kubelet.script(cluster.namespace, {
-        "step-build-and-push": Outcome(exit_code=1, message="error building image: no Dockerfile"),
+        "step-build-and-push": Outcome(exit_code=1, results={
+            "shp-error-reason": "DockerfileNotFound",
+            "shp-error-message": "error building image: no Dockerfile",
+        }),
     })  # fmt: skip
     _registered_book_build(cluster)
     name = cluster.create("buildruns", buildrun())["metadata"]["name"]
@@ -171,6 +181,16 @@ def test_failing_step_reports_failure_details(cluster: Cluster) -> None:
     details = done["status"]["failureDetails"]
     assert details["location"] == {"pod": pod, "container": "step-build-and-push"}
     assert details["message"] == "error building image: no Dockerfile"
+    assert details["reason"] == "DockerfileNotFound"
+    # The steps after the failed one were skipped, as the entrypoint skips them, and the Pod
+    # ended Failed with the failed step's own exit code.
+    found = cluster.core.read_namespaced_pod(pod, cluster.namespace)
+    assert found.status.phase == "Failed"
+    states = {c.name: c.state.terminated for c in found.status.container_statuses}
+    assert states["step-build-and-push"].exit_code == 1
+    for skipped in ("step-image-processing", "step-results"):
+        entries = json.loads(states[skipped].message)
+        assert {"key": "Reason", "value": "Skipped", "type": 3} in entries
 
 
 def test_out_of_memory(cluster: Cluster) -> None:

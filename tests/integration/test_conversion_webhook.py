@@ -579,9 +579,9 @@ def test_v1alpha1_buildah_strategy_runs(
         kubectl(kubeconfig, "-n", ns, "create", "-f", "-", stdin=json.dumps(run))
         cluster.wait_buildrun("buildah-run", "True", "Succeeded")
         pod = cluster.pods()[0]
-        step = next(c for c in pod["spec"]["initContainers"] if c["name"] == "step-build-and-push")
+        step = next(c for c in pod["spec"]["containers"] if c["name"] == "step-build-and-push")
         # `$(build.dockerfile)` became the dockerfile parameter, set from spec.dockerfile.
-        args = step["args"]
+        args = step["args"]  # the entrypoint's flags, then the step's own command line
         assert args[args.index("--dockerfile") + 1] == "Containerfile"
     finally:
         kubectl(kubeconfig, "delete", "clusterbuildstrategy", strategy["metadata"]["name"],

@@ -331,7 +331,10 @@ def test_operator_under_the_service_account_reports_a_failed_step(
 ) -> None:  # fmt: skip
     cluster = Cluster(namespace, custom_objects, core_v1, kubelet, sa_operator)
     kubelet.script(
-        namespace, {"step-build-and-push": Outcome(exit_code=1, message="no Dockerfile")}
+        namespace,
+        {"step-build-and-push": Outcome(
+            exit_code=1, results={"shp-error-message": "no Dockerfile"}
+        )},
     )
     cluster.push_secret()
     cluster.create("builds", book_build())

@@ -333,3 +333,52 @@ def test_script_keys_single_out_pods(
     b = wait_for_phase(core_v1, namespace, "twin-b", "Succeeded", "Failed")
     assert a["status"]["phase"] == "Failed"
     assert b["status"]["phase"] == ("Failed" if key == "*" else "Succeeded")
+
+
+def sequenced_pod(name: str, steps: Sequence[str]) -> Pod:
+    """A Pod whose containers run behind Tekton's entrypoint, ordered by post files, as the
+    operator renders build Pods."""
+    containers = []
+    for index, step in enumerate(steps):
+        flags = [] if index == 0 else ["-wait_file", f"/tekton/run/{index - 1}/out"]
+        flags += ["-post_file", f"/tekton/run/{index}/out", "-termination_path",
+                  "/tekton/termination", "-results", "shp-error-reason,shp-error-message",
+                  "-entrypoint", "/bin/tool", "--", step]  # fmt: skip
+        containers.append({
+            "name": step, "image": "example.test/step", "command": ["/tekton/bin/entrypoint"],
+            "args": flags, "terminationMessagePath": "/tekton/termination",
+        })  # fmt: skip
+    pod = make_pod(name, ["prepare"], [])
+    pod["spec"]["containers"] = containers
+    return pod
+
+
+def test_steps_behind_the_entrypoint_run_in_order_and_skip_after_a_failure(
+    core_v1: client.CoreV1Api, kubelet: KubeletStandIn, namespace: str
+) -> None:
+    kubelet.script(namespace, {
+        "first": Outcome(duration=0.3),
+        "second": Outcome(exit_code=1, duration=0.2, results={
+            "shp-error-reason": "Broken", "shp-error-message": "it broke",
+            "shp-image-digest": "not reported by this step",
+        }),
+    })  # fmt: skip
+    core_v1.create_namespaced_pod(namespace, sequenced_pod("ordered", ["first", "second", "third"]))
+    seen_running = wait_for_phase(core_v1, namespace, "ordered", "Running", "Failed")
+    assert seen_running["status"]["phase"] == "Running"
+    # Like a kubelet, every container runs from the start; the entrypoint holds them back.
+    assert all("running" in s["state"] or "terminated" in s["state"]
+               for s in seen_running["status"]["containerStatuses"])  # fmt: skip
+    pod = wait_for_phase(core_v1, namespace, "ordered", "Succeeded", "Failed")
+
+    assert pod["status"]["phase"] == "Failed"
+    ended = {name: s["state"]["terminated"] for name, s in statuses(pod).items()}
+    assert [ended[n]["exitCode"] for n in ("first", "second", "third")] == [0, 1, 1]
+    assert ended["first"]["finishedAt"] <= ended["second"]["finishedAt"]
+    second = {e["key"]: e for e in json.loads(ended["second"]["message"])}
+    assert second["shp-error-reason"] == {"key": "shp-error-reason", "value": "Broken", "type": 1}
+    assert second["shp-error-message"]["value"] == "it broke"
+    assert "shp-image-digest" not in second, "only the results the entrypoint is told to report"
+    assert second["StartedAt"]["type"] == 3
+    third = json.loads(ended["third"]["message"])
+    assert {"key": "Reason", "value": "Skipped", "type": 3} in third

@@ -164,10 +164,11 @@ def test_rendered_pod_is_accepted_by_a_server_side_dry_run(
     )
     created = _dry_run_create(core_v1, namespace, pod)
     assert created.metadata.name == pod["metadata"]["name"]
-    assert [c.name for c in created.spec.init_containers] == [
-        c["name"] for c in pod["spec"]["initContainers"]
+    assert [c.name for c in created.spec.init_containers] == ["prepare"]
+    assert [c.name for c in created.spec.containers] == [
+        c["name"] for c in pod["spec"]["containers"]
     ]
-    assert [c.name for c in created.spec.containers] == ["step-results"]
+    assert created.spec.containers[-1].name == "step-results"
 
 
 @pytest.mark.parametrize("path", FILES, ids=[file_id(p) for p in FILES])
@@ -193,8 +194,8 @@ def test_pod_with_hostile_values_is_accepted_by_a_server_side_dry_run(
             values[name] = ALL_HOSTILE
     pod = render(pod_inputs(path, values, namespace=namespace, service_account="default"))
     created = _dry_run_create(core_v1, namespace, pod)
-    sent = {c["name"]: c for c in pod["spec"]["initContainers"]}
-    for stored in created.spec.init_containers:
+    sent = {c["name"]: c for c in pod["spec"]["containers"]}
+    for stored in created.spec.containers:
         assert (stored.args or []) == sent[stored.name].get("args", [])
         assert (stored.command or []) == sent[stored.name].get("command", [])
 
@@ -245,7 +246,7 @@ def test_dry_run_rejects_an_invalid_pod(
     """The control for the Pod tests: a dry-run create does validate the Pod."""
     pod = representative_pod(STRATEGIES / "kaniko.yaml", namespace=namespace)
     pod["spec"]["serviceAccountName"] = "default"
-    pod["spec"]["initContainers"][1]["name"] = "step_with_underscore"
+    pod["spec"]["containers"][1]["name"] = "step_with_underscore"
     with pytest.raises(ApiException) as raised:
         _dry_run_create(core_v1, namespace, pod)
     assert raised.value.status == 422

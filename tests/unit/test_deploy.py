@@ -417,3 +417,17 @@ def test_e2e_scenarios_are_the_books_builds_for_sample_nodejs() -> None:
         assert build["spec"]["strategy"] == {"name": strategy, "kind": "ClusterBuildStrategy"}
         assert build["spec"]["output"]["credentials"] == {"name": "push-secret"}
         assert build["spec"]["output"]["image"].startswith("buildwright-e2e-registry:5000/")
+
+
+def test_image_carries_the_entrypoint_build_pods_copy() -> None:
+    from buildwright.core.pod import ENTRYPOINT_IN_STEP_IMAGE
+
+    copies = [args for word, args in final_stage() if word == "COPY"]
+    assert any(args.endswith(f" {ENTRYPOINT_IN_STEP_IMAGE}") for args in copies), copies
+    # The image and the node agent of `make run` run the same Tekton release.
+    versions = {
+        a.split("=", 1)[1] for w, a in dockerfile_instructions() if w == "ARG"
+        and a.startswith("TEKTON_VERSION=")
+    }
+    script = (REPO / "hack" / "build-entrypoint.sh").read_text()
+    assert versions == {script.split('TEKTON_VERSION="${TEKTON_VERSION:-', 1)[1].split("}", 1)[0]}

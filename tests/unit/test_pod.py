@@ -14,7 +14,13 @@ import yaml
 
 from buildwright.api.v1beta1 import BuildRun, BuildSpec, BuildStrategy, ClusterBuildStrategy
 from buildwright.core import reasons
-from buildwright.core.pod import PodInputs, pod_name, render_pod, secret_volume_name
+from buildwright.core.pod import (
+    PodInputs,
+    pod_name,
+    render_pod,
+    secret_volume_name,
+    sequenced_step,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP_IMAGE = "ghcr.io/example/buildwright:test"
@@ -98,6 +104,20 @@ def container(pod: dict[str, Any], name: str) -> dict[str, Any]:
     raise KeyError(name)
 
 
+def argv(item: dict[str, Any]) -> list[str]:
+    """A step's own command line, as the entrypoint in front of it passes it on."""
+    step = sequenced_step(item)
+    assert step is not None, f"{item['name']} is not run through the entrypoint"
+    return list(step.argv)
+
+
+def own_args(item: dict[str, Any]) -> list[str]:
+    """A step's arguments after its program (and, for buildwright's own steps, the
+    subcommand)."""
+    line = argv(item)
+    return line[2:] if line[0] == "buildwright-step" else line[1:]
+
+
 def names(pod: dict[str, Any]) -> tuple[list[str], list[str]]:
     return (
         [c["name"] for c in pod["spec"]["initContainers"]],
@@ -143,8 +163,8 @@ def kubelet_expand(text: str, variables: Mapping[str, str]) -> str:
 def test_book_scenario_kaniko_with_shipwright_managed_push() -> None:
     pod = render()
     assert names(pod) == (
-        ["step-source-default", "step-build-and-push", "step-image-processing"],
-        ["step-results"],
+        ["prepare"],
+        ["step-source-default", "step-build-and-push", "step-image-processing", "step-results"],
     )
     text = json.dumps(pod)
     assert "$(params." not in text
@@ -180,8 +200,9 @@ def test_book_scenario_kaniko_with_shipwright_managed_push() -> None:
 
     source = container(pod, "step-source-default")
     assert source["image"] == STEP_IMAGE
-    assert source["command"] == ["buildwright-step", "git-source"]
-    assert source["args"] == [
+    assert argv(source) == [
+        "buildwright-step",
+        "git-source",
         "--url",
         "https://github.com/shipwright-io/sample-nodejs",
         "--target",
@@ -199,7 +220,7 @@ def test_book_scenario_kaniko_with_shipwright_managed_push() -> None:
         "--result-file-error-message",
         "/tekton/results/shp-error-message",
         "--termination-log",
-        "/dev/termination-log",
+        "/tekton/termination",
     ]
     # Forced to the strategy's user (kaniko runs as root), otherwise least privilege.
     assert source["securityContext"] == {
@@ -212,8 +233,8 @@ def test_book_scenario_kaniko_with_shipwright_managed_push() -> None:
     build = container(pod, "step-build-and-push")
     assert build["image"] == "gcr.io/kaniko-project/executor:v1.24.0"
     assert build["workingDir"] == "/workspace/source"
-    assert build["command"] == ["/kaniko/executor"]
-    assert build["args"] == [
+    assert argv(build) == [
+        "/kaniko/executor",
         "--dockerfile=Dockerfile",
         "--context=/workspace/source/docker-build",
         "--destination=quay.io/gitops-cookbook/sample-nodejs:latest",
@@ -230,9 +251,11 @@ def test_book_scenario_kaniko_with_shipwright_managed_push() -> None:
         "requests": {"cpu": "250m", "memory": "65Mi"},
     }
     assert env(build)["HOME"] == "/tekton/home"
-    assert build["terminationMessagePath"] == "/tekton/results/shp-error-message"
+    assert build["terminationMessagePath"] == "/tekton/termination"
     assert build["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert mounts(build) == {
+        "/tekton/bin": "tekton-internal-bin",
+        "/tekton/run": "tekton-internal-run",
         "/workspace/source": "shp-source",
         "/tekton/home": "shp-home",
         "/tekton/home/.docker": "shp-docker-config",
@@ -241,8 +264,9 @@ def test_book_scenario_kaniko_with_shipwright_managed_push() -> None:
     }
 
     processing = container(pod, "step-image-processing")
-    assert processing["command"] == ["buildwright-step", "image-processing"]
-    assert processing["args"] == [
+    assert argv(processing) == [
+        "buildwright-step",
+        "image-processing",
         "--push",
         "/workspace/output-image",
         "--image",
@@ -262,14 +286,15 @@ def test_book_scenario_kaniko_with_shipwright_managed_push() -> None:
     assert mounts(processing)["/tekton/home/.docker"] == "shp-docker-config"
 
     results = container(pod, "step-results")
-    assert results["command"] == ["buildwright-step", "results"]
-    assert results["args"] == [
+    assert argv(results) == [
+        "buildwright-step",
+        "results",
         "--results-dir",
         "/tekton/results",
         "--termination-log",
-        "/dev/termination-log",
+        "/tekton/termination",
     ]
-    for item in spec["initContainers"] + spec["containers"]:
+    for item in spec["containers"]:
         assert mounts(item)["/tekton/results"] == "shp-results"
         assert mounts(item)["/workspace/source"] == "shp-source"
         assert mounts(item)["/tekton/home"] == "shp-home"
@@ -313,7 +338,7 @@ def test_buildah_shipwright_managed_push_is_valid_and_mounts_strategy_volumes() 
     assert mounts(build)["/workspace/output-image"] == "shp-output-directory"
     assert volumes(pod)["shp-tmp"] == {"name": "shp-tmp", "emptyDir": {}}
     # Arrays: empty defaults vanish, the search list expands one item per element.
-    args = build["args"]
+    args = own_args(build)
     start = args.index("--build-args")
     assert args[start : start + 4] == [
         "--build-args",
@@ -328,7 +353,9 @@ def test_buildah_shipwright_managed_push_is_valid_and_mounts_strategy_volumes() 
 def test_strategy_managed_push_has_no_image_processing_step() -> None:
     strategy = strategy_file("buildah-strategy-managed-push")
     pod = render(strategy=strategy)
-    assert names(pod) == (["step-source-default", "step-build-and-push"], ["step-results"])
+    assert names(pod) == (
+        ["prepare"], ["step-source-default", "step-build-and-push", "step-results"]
+    )
     assert "shp-output-directory" not in volumes(pod)
     assert "shp-trivy-cache-data" not in volumes(pod)
     assert "shp-push-secret" not in volumes(pod)  # only image-processing would mount it
@@ -342,8 +369,8 @@ def test_strategy_managed_push_with_annotations_gets_image_processing_without_pu
     }
     pod = render(run=run, strategy=strategy_file("buildah-strategy-managed-push"))
     processing = container(pod, "step-image-processing")
-    assert "--push" not in processing["args"]
-    assert processing["args"][:4] == [
+    assert "--push" not in own_args(processing)
+    assert own_args(processing)[:4] == [
         "--annotation",
         "org.opencontainers.image.x=1",
         "--image",
@@ -351,7 +378,7 @@ def test_strategy_managed_push_with_annotations_gets_image_processing_without_pu
     ]
     # BuildRun has no pushSecret: the Build's push secret is still the one image-processing
     # gets, and the docker config of the steps too.
-    assert processing["args"][-2:] == ["--secret-path", "/workspace/shp-push-secret"]
+    assert own_args(processing)[-2:] == ["--secret-path", "/workspace/shp-push-secret"]
 
 
 def test_image_processing_arguments_in_order() -> None:
@@ -376,7 +403,7 @@ def test_image_processing_arguments_in_order() -> None:
     }
     pod = render(build=build, run=run)
     processing = container(pod, "step-image-processing")
-    assert processing["args"] == [
+    assert own_args(processing) == [
         "--push",
         "/workspace/output-image",
         "--annotation",
@@ -430,7 +457,7 @@ def test_timestamps(timestamp: str, expected: list[str]) -> None:
         "output": {"image": "quay.io/x/y:1", "timestamp": timestamp},
     }
     pod = render(run=run, strategy=strategy_file("buildah-strategy-managed-push"))
-    args = container(pod, "step-image-processing")["args"]
+    args = own_args(container(pod, "step-image-processing"))
     index = args.index(expected[0])
     assert args[index : index + 2] == expected
 
@@ -441,7 +468,7 @@ def test_build_timestamp_prefers_the_given_epoch() -> None:
         "output": {"image": "x", "timestamp": "BuildTimestamp"},
     }
     pod = render(run=run, buildrun_creation_epoch=42)
-    args = container(pod, "step-image-processing")["args"]
+    args = own_args(container(pod, "step-image-processing"))
     assert args[args.index("--image-timestamp") + 1] == "42"
 
 
@@ -449,7 +476,7 @@ def test_docker_config_from_the_service_account_when_no_push_secret() -> None:
     build = {**BOOK_BUILD, "output": {"image": "quay.io/x/y:1"}}
     pod = render(build=build, docker_config_secret="sa-docker")
     assert volumes(pod)["shp-docker-config"]["secret"]["secretName"] == "sa-docker"
-    assert "--secret-path" not in container(pod, "step-image-processing")["args"]
+    assert "--secret-path" not in own_args(container(pod, "step-image-processing"))
     no_credentials = render(build=build)
     assert "shp-docker-config" not in volumes(no_credentials)
     assert "/tekton/home/.docker" not in mounts(container(no_credentials, "step-build-and-push"))
@@ -470,7 +497,7 @@ def test_git_options_and_clone_secret() -> None:
     }
     pod = render(build=build)
     source = container(pod, "step-source-default")
-    assert source["args"][-6:] == [
+    assert own_args(source)[-6:] == [
         "--revision",
         "v1.2",
         "--depth",
@@ -542,12 +569,64 @@ def custom_strategy(
     volumes: list[dict[str, Any]] | None = None,
     security_context: dict[str, int] | None = None,
 ) -> ClusterBuildStrategy:
+    # Every step names its program: the entrypoint in front of it needs one (a step without a
+    # command is refused, see test_step_without_a_command_is_refused).
+    steps = [{"command": ["tool"], **step} for step in steps]
     spec: dict[str, Any] = {"steps": steps, "parameters": parameters or []}
     if volumes is not None:
         spec["volumes"] = volumes
     if security_context is not None:
         spec["securityContext"] = security_context
     return ClusterBuildStrategy.model_validate({"metadata": {"name": "custom"}, "spec": spec})
+
+
+def test_step_without_a_command_is_refused() -> None:
+    strategy = ClusterBuildStrategy.model_validate(
+        {
+            "metadata": {"name": "custom"},
+            "spec": {"steps": [{"name": "bare", "image": "busybox", "args": ["x"]}]},
+        }
+    )
+    failure = fail(strategy=strategy)
+    assert failure.message.startswith('build strategy: step "bare" has no command')
+
+
+def test_steps_run_in_order_through_the_entrypoint() -> None:
+    pod = render()
+    prepare = pod["spec"]["initContainers"][0]
+    assert prepare["name"] == "prepare"
+    assert prepare["image"] == STEP_IMAGE
+    assert prepare["command"] == [
+        "/usr/local/bin/tekton-entrypoint", "cp", "/proc/self/exe", "/tekton/bin/entrypoint"
+    ]
+    assert mounts(prepare) == {"/tekton/bin": "tekton-internal-bin"}
+    steps = pod["spec"]["containers"]
+    sequenced = [sequenced_step(item) for item in steps]
+    assert all(step is not None for step in sequenced)
+    waits = [step.wait_file for step in sequenced if step is not None]
+    posts = [step.post_file for step in sequenced if step is not None]
+    assert waits == [None, *posts[:-1]], "each step waits for the one before it"
+    assert len(set(posts)) == len(posts)
+    for item in steps:
+        assert item["command"] == ["/tekton/bin/entrypoint"]
+        assert item["terminationMessagePath"] == "/tekton/termination"
+        entrypoint_mount = next(m for m in item["volumeMounts"] if m["mountPath"] == "/tekton/bin")
+        assert entrypoint_mount == {
+            "name": "tekton-internal-bin", "mountPath": "/tekton/bin", "readOnly": True
+        }
+    reported = {
+        item["name"]: step.results for item, step in zip(steps, sequenced, strict=True) if step
+    }
+    # Steps that do not write their own termination message report their failure's cause
+    # through the entrypoint.
+    assert reported == {
+        "step-source-default": (),
+        "step-build-and-push": ("shp-error-reason", "shp-error-message"),
+        "step-image-processing": ("shp-error-reason", "shp-error-message"),
+        "step-results": (),
+    }
+    assert volumes(pod)["tekton-internal-bin"] == {"name": "tekton-internal-bin", "emptyDir": {}}
+    assert volumes(pod)["tekton-internal-run"] == {"name": "tekton-internal-run", "emptyDir": {}}
 
 
 def test_configmap_and_secret_values_are_env_vars_of_the_steps_that_use_them() -> None:
@@ -586,13 +665,13 @@ def test_configmap_and_secret_values_are_env_vars_of_the_steps_that_use_them() -
     assert first["valueFrom"] == {"secretKeyRef": {"name": "creds", "key": "t"}}
     assert re.fullmatch(r"SHP_CONFIGMAP_PARAM_[A-Z0-9]{5}", second["name"])
     assert second["valueFrom"] == {"configMapKeyRef": {"name": "settings", "key": "region"}}
-    assert uses["args"] == ["--token", f"t=$({first['name']})"]
+    assert own_args(uses) == ["--token", f"t=$({first['name']})"]
     assert env(uses)["REGION"] == f"$({second['name']})"
     # Prefix match: "$(params.token-extra" also counts as a reference to "token".
     assert env(container(pod, "step-prefix"))[first["name"]] == first["valueFrom"]
     assert not any(e["name"].startswith("SHP_") for e in container(pod, "step-other")["env"])
     # What the kubelet would do with the secret's value.
-    assert [kubelet_expand(a, {first["name"]: "s3cr3t"}) for a in uses["args"]] == [
+    assert [kubelet_expand(a, {first["name"]: "s3cr3t"}) for a in own_args(uses)] == [
         "--token",
         "t=s3cr3t",
     ]
@@ -642,8 +721,8 @@ def test_parameter_values_stay_one_literal_argument(value: str) -> None:
     pod = render(build=build, strategy=strategy)
     step = container(pod, "step-echo")
     variables = {e["name"]: e["value"] for e in step["env"] if "value" in e}
-    argv = [kubelet_expand(a, variables) for a in step["command"] + step["args"]]
-    assert argv == [
+    line = [kubelet_expand(a, variables) for a in argv(step)]
+    assert line == [
         "/bin/sh",
         "-c",
         'printf "%s\\n" "$@"',
@@ -657,17 +736,24 @@ def test_parameter_values_stay_one_literal_argument(value: str) -> None:
     ]
     assert kubelet_expand(env(step)["PARAM_VALUE"], variables) == value
     # The script itself is not touched by any value.
-    assert step["command"][2] == 'printf "%s\\n" "$@"'
+    assert argv(step)[2] == 'printf "%s\\n" "$@"'
 
 
 def test_array_parameter_with_zero_items() -> None:
     strategy = custom_strategy(
-        steps=[{"name": "s", "image": "busybox", "args": ["a", "$(params.list[*])", "b"]}],
+        steps=[
+            {
+                "name": "s",
+                "image": "busybox",
+                "command": ["echo"],
+                "args": ["a", "$(params.list[*])", "b"],
+            }
+        ],
         parameters=[{"name": "list", "description": "d", "type": "array", "defaults": ["d"]}],
     )
     build = {**BOOK_BUILD, "paramValues": [{"name": "list", "values": []}]}
-    assert container(render(build=build, strategy=strategy), "step-s")["args"] == ["a", "b"]
-    assert container(render(strategy=strategy), "step-s")["args"] == ["a", "d", "b"]
+    assert own_args(container(render(build=build, strategy=strategy), "step-s")) == ["a", "b"]
+    assert own_args(container(render(strategy=strategy), "step-s")) == ["a", "d", "b"]
 
 
 def test_timeout_becomes_active_deadline_seconds() -> None:
@@ -793,8 +879,9 @@ def test_local_source_override_uses_the_local_source_step() -> None:
     }
     pod = render(run=run)
     step = container(pod, "step-source-local")
-    assert step["command"] == ["buildwright-step", "waiter"]
-    assert step["args"] == [
+    assert argv(step) == [
+        "buildwright-step",
+        "waiter",
         "start",
         "--lock-file=/shp-tmp/waiter.lock",
         "--timeout=2m",
@@ -803,7 +890,7 @@ def test_local_source_override_uses_the_local_source_step() -> None:
         "--result-file-error-message",
         "/tekton/results/shp-error-message",
         "--termination-log",
-        "/dev/termination-log",
+        "/tekton/termination",
     ]
     kubernetes_validate.validate(pod, "1.34", strict=True)
 
@@ -816,8 +903,9 @@ def test_oci_source_uses_the_bundle_step() -> None:
     }
     pod = render(build={**BOOK_BUILD, "source": source})
     step = container(pod, "step-source-default")
-    assert step["command"] == ["buildwright-step", "bundle"]
-    assert step["args"] == [
+    assert argv(step) == [
+        "buildwright-step",
+        "bundle",
         "--image",
         "registry.example/src/app:v1",
         "--target",
@@ -831,7 +919,7 @@ def test_oci_source_uses_the_bundle_step() -> None:
         "--result-file-error-message",
         "/tekton/results/shp-error-message",
         "--termination-log",
-        "/dev/termination-log",
+        "/tekton/termination",
         "--secret-path",
         "/workspace/shp-pull-secret",
         "--prune",
@@ -843,8 +931,8 @@ def test_oci_source_uses_the_bundle_step() -> None:
 def test_no_source_means_no_source_step() -> None:
     build = {key: value for key, value in BOOK_BUILD.items() if key != "source"}
     pod = render(build=build)
-    assert names(pod)[0] == ["step-build-and-push", "step-image-processing"]
-    args = container(pod, "step-build-and-push")["args"]
+    assert names(pod)[1] == ["step-build-and-push", "step-image-processing", "step-results"]
+    args = own_args(container(pod, "step-build-and-push"))
     assert "--context=/workspace/source" in args
 
 

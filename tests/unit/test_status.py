@@ -1,8 +1,11 @@
 """BuildRun status from the build Pod: every reason and message of spec §3.4/§3.5, results
 into output/source, and the minimal status patch.
 
-The Pods are built the way a kubelet reports them: steps are init containers, the Pod stays
-in phase Pending while they run, and only `step-results` is a regular container.
+Most Pods here have the shape of the operator's earlier releases, as a kubelet reports them:
+steps are init containers, the Pod stays in phase Pending while they run, and only
+`step-results` is a regular container; BuildRuns still running in such Pods when the operator
+is upgraded must end right. The tests at the end use today's shape: a `prepare` init
+container, then every step a regular container behind Tekton's entrypoint.
 """
 
 from __future__ import annotations
@@ -874,3 +877,143 @@ def test_a_pod_ends_when_its_phase_is_final_or_it_is_being_deleted() -> None:
     assert pod_ending(succeeded_pod({"shp-image-digest": DIGEST}))
     assert pod_ending(make_pod(phase="Failed"))
     assert pod_ending(make_pod(metadata={"deletionTimestamp": ts(9)}))
+
+
+# --- today's shape: steps as ordered containers behind the entrypoint -------------------------
+
+ORDERED = ["step-source-default", "step-build-and-push", "step-image-processing", "step-results"]
+
+
+def entrypoint_message(*entries: tuple[str, str], skipped: bool = False) -> str:
+    """A termination message as Tekton's entrypoint leaves it: results (type 1) after its
+    own bookkeeping (type 3)."""
+    written = [{"key": "StartedAt", "value": "2024-05-01T10:00:11.000Z", "type": 3}]
+    if skipped:
+        written.append({"key": "Reason", "value": "Skipped", "type": 3})
+    written += [{"key": key, "value": value, "type": 1} for key, value in entries]
+    return json.dumps(written)
+
+
+SKIPPED = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": ts(0),
+                          "finishedAt": ts(31), "message": entrypoint_message(skipped=True)}}
+
+
+def ordered_pod(states: dict[str, dict[str, Any]], *, phase: str = "Running") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": POD, "namespace": NS, "uid": "p-1", "creationTimestamp": ts(1)},
+        "spec": {
+            "restartPolicy": "Never",
+            "initContainers": [{"name": "prepare", "image": "img"}],
+            "containers": [{"name": name, "image": "img"} for name in ORDERED],
+        },
+        "status": {
+            "phase": phase,
+            "startTime": ts(3),
+            "initContainerStatuses": [container_status("prepare", terminated(0, 3, 4))],
+            "containerStatuses": [
+                container_status(name, states[name]) for name in ORDERED if name in states
+            ],
+        },
+    }
+
+
+def test_ordered_steps_waiting_for_their_turn_are_running() -> None:
+    # All containers run from the start: the entrypoint holds back all but the first.
+    update = status_from_pod(buildrun(), ordered_pod({name: running(5) for name in ORDERED}), NOW)
+    assert outcome(update) == (
+        "Unknown", "Running", "Not all Steps in the Task have finished executing"
+    )
+
+
+def test_ordered_steps_success_reads_the_results_step() -> None:
+    results = entrypoint_message(("shp-image-digest", DIGEST), ("shp-image-size", "1234"))
+    pod = ordered_pod(
+        {
+            "step-source-default": terminated(0, 5, 10, message=entrypoint_message(
+                ("shp-source-default-commit-sha", SHA))),
+            "step-build-and-push": terminated(0, 10, 20, message=entrypoint_message()),
+            "step-image-processing": terminated(0, 20, 25, message=entrypoint_message()),
+            "step-results": terminated(0, 25, 26, message=results),
+        },
+        phase="Succeeded",
+    )
+    update = status_from_pod(buildrun(), pod, NOW)
+    assert outcome(update)[:2] == ("True", "Succeeded")
+    assert update.output is not None and update.output.digest == DIGEST
+    assert update.output.size == 1234
+    assert update.completion_time == ts(26)
+
+
+def test_ordered_step_failure_reports_reason_and_message_and_skips_are_not_blamed() -> None:
+    pod = ordered_pod(
+        {
+            "step-source-default": terminated(0, 5, 10, message=entrypoint_message()),
+            "step-build-and-push": terminated(1, 10, 30, message=entrypoint_message(
+                ("shp-error-reason", "DockerfileNotFound"),
+                ("shp-error-message", "the Dockerfile 'Dockerfile' is not in docker-build"),
+            )),
+            "step-image-processing": SKIPPED,
+            "step-results": SKIPPED,
+        },
+        phase="Failed",
+    )
+    update = status_from_pod(buildrun(), pod, NOW)
+    assert outcome(update) == (
+        "False", "Failed",
+        "buildrun step step-build-and-push failed, for detailed information: "
+        + logs("step-build-and-push"),
+    )
+    assert update.failure_details is not None
+    assert update.failure_details.to_wire() == {
+        "reason": "DockerfileNotFound",
+        "message": "the Dockerfile 'Dockerfile' is not in docker-build",
+        "location": {"pod": POD, "container": "step-build-and-push"},
+    }
+    # The entrypoint's bookkeeping (StartedAt, Reason) never reads as a result.
+    assert update.output is None and update.source is None
+
+
+def test_ordered_step_failure_without_error_results_has_location_only() -> None:
+    pod = ordered_pod(
+        {
+            "step-source-default": terminated(0, 5, 10, message=entrypoint_message()),
+            "step-build-and-push": terminated(2, 10, 30, message=entrypoint_message()),
+            "step-image-processing": SKIPPED,
+            "step-results": SKIPPED,
+        },
+        phase="Failed",
+    )
+    update = status_from_pod(buildrun(), pod, NOW)
+    assert update.failure_details is not None
+    assert update.failure_details.to_wire() == {
+        "location": {"pod": POD, "container": "step-build-and-push"}
+    }
+
+
+def test_ordered_step_out_of_memory_falls_back_to_the_log_tail_message() -> None:
+    pod = ordered_pod(
+        {
+            "step-source-default": terminated(0, 5, 10, message=entrypoint_message()),
+            "step-build-and-push": terminated(137, 10, 30, reason="OOMKilled"),
+            "step-image-processing": SKIPPED,
+            "step-results": SKIPPED,
+        },
+        phase="Failed",
+    )
+    update = status_from_pod(buildrun(), pod, NOW)
+    assert outcome(update)[:2] == ("False", "StepOutOfMemory")
+    assert "step-build-and-push" in outcome(update)[2]
+
+
+def test_a_failed_prepare_container_fails_the_run() -> None:
+    pod = ordered_pod({name: waiting("PodInitializing") for name in ORDERED}, phase="Failed")
+    pod["status"]["initContainerStatuses"] = [
+        container_status("prepare", terminated(1, 3, 4, message="open /tekton/bin/entrypoint"))
+    ]
+    update = status_from_pod(buildrun(), pod, NOW)
+    assert outcome(update)[:2] == ("False", "Failed")
+    assert update.failure_details is not None
+    assert update.failure_details.location is not None
+    assert update.failure_details.location.container == "prepare"

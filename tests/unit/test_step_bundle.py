@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from buildwright.core.pod import sequenced_step
 from buildwright.steps import bundle
 from buildwright.steps.__main__ import main as step_main
 from buildwright.steps.registry import (
@@ -549,9 +550,11 @@ def test_the_rendered_pod_arguments_parse() -> None:
     source = {"type": "OCI", "ociArtifact": {"image": "registry.example/src/app:v1",
                                              "prune": "AfterPull", "pullSecret": "pull"}}
     step = container(render(build={**BOOK_BUILD, "source": source}), "step-source-default")
-    assert step["command"] == ["buildwright-step", "bundle"]
-    args = bundle.build_parser().parse_args(step["args"])
+    sequenced = sequenced_step(step)
+    assert sequenced is not None
+    assert sequenced.argv[:2] == ("buildwright-step", "bundle")
+    args = bundle.build_parser().parse_args(sequenced.argv[2:])
     assert (args.image, args.target, args.prune, args.secret_path) == (
         "registry.example/src/app:v1", "/workspace/source", True, "/workspace/shp-pull-secret")
     assert args.result_file_error_reason == "/tekton/results/shp-error-reason"
-    assert args.termination_log == "/dev/termination-log"
+    assert args.termination_log == "/tekton/termination"

@@ -34,7 +34,7 @@ import yaml
 
 from buildwright.api.v1beta1 import BuildRun, BuildSpec, BuildStrategy, ClusterBuildStrategy
 from buildwright.core import reasons
-from buildwright.core.pod import PodInputs, render_pod
+from buildwright.core.pod import PodInputs, render_pod, sequenced_step
 
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGIES = ROOT / "strategies"
@@ -294,11 +294,16 @@ def expanded_env(item: Mapping[str, Any]) -> dict[str, str]:
     return seen
 
 
+def step_argv(item: Mapping[str, Any]) -> list[str]:
+    """The step's own command line: what follows the entrypoint's `--` (module pod)."""
+    step = sequenced_step(item)
+    assert step is not None, f"{item['name']} is not run through the entrypoint"
+    return list(step.argv)
+
+
 def expanded_argv(item: Mapping[str, Any]) -> list[str]:
     variables = expanded_env(item)
-    return [
-        kubelet_expand(arg, variables) for arg in [*item.get("command", []), *item.get("args", [])]
-    ]
+    return [kubelet_expand(arg, variables) for arg in step_argv(item)]
 
 
 def _ref_name(match: re.Match[str]) -> str:
@@ -404,12 +409,12 @@ def test_representative_build_renders_as_the_strategy_says(path: Path, mutations
     assert "$(params." not in text
     assert "$(results." not in text
 
-    init_names = [c["name"] for c in pod["spec"]["initContainers"]]
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["prepare"]
     expected = ["step-source-default", *(f"step-{step['name']}" for step in spec["steps"])]
     if uses_output_directory(document) or mutations:
         expected.append("step-image-processing")
-    assert init_names == expected
-    assert [c["name"] for c in pod["spec"]["containers"]] == ["step-results"]
+    expected.append("step-results")
+    assert [c["name"] for c in pod["spec"]["containers"]] == expected
 
     strategy_security = spec.get("securityContext") or {}
     for item in all_containers(pod):
@@ -428,6 +433,8 @@ def test_representative_build_renders_as_the_strategy_says(path: Path, mutations
         for field, value in own.items():
             assert security[field] == value, (item["name"], field)
 
+    volume_names = [v["name"] for v in pod["spec"]["volumes"]]
+    assert len(volume_names) == len(set(volume_names)), f"duplicate volumes: {volume_names}"
     pod_volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     for volume in spec.get("volumes") or []:
         wire = {k: v for k, v in volume.items() if k not in ("description", "overridable")}

@@ -1,11 +1,17 @@
-"""The build Pod of a BuildRun: one Pod, steps as init containers, results collector last.
+"""The build Pod of a BuildRun: one Pod, its steps as ordered containers, results last.
 
 `render_pod` is the whole translation from (BuildRun, Build, strategy, service account) to a
-Pod manifest, following the shared contract (`briefs/pod-contract.md`) and Shipwright's
-executor rules (spec §5, §6): the source step, the strategy's steps with parameters, env,
-resources, volumes and security context applied, the image-processing step when the output
-must be pushed or mutated by us, and `step-results`, which reports every result file in its
-termination message.
+Pod manifest (docs/build-pod.md describes the result): the source step, the strategy's steps
+with parameters, env, resources, volumes and security context applied, the image-processing
+step when the output must be pushed or mutated by us, and `step-results`, which reports every
+result file in its termination message.
+
+The steps are regular containers named `step-<name>`, so the Pod is `Running` while it builds
+and `kubectl logs -f`, `shp build run --follow` and `shp build upload` work on it as they do
+on a Shipwright build Pod. All of them start together; Tekton's entrypoint, copied into the
+Pod by the `prepare` init container and placed in front of every step's command, makes each
+step wait until the one before it has succeeded, and skip its command (exit 1, reason
+`Skipped` in its termination message) once one has failed.
 
 Every problem Shipwright reports as `TaskRunGenerationFailed` comes back as a `Failure` with
 the same phase-prefixed message, so users read the text they would read upstream.
@@ -70,7 +76,16 @@ PULL_SECRET_PATH = "/workspace/shp-pull-secret"
 PUSH_SECRET_PATH = "/workspace/shp-push-secret"
 TRIVY_CACHE_DIR = "/trivy-cache-data"
 LOCAL_TMP_DIR = "/shp-tmp"
-TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_PATH = "/tekton/termination"
+"""Every step's terminationMessagePath: the entrypoint and our own steps write results here."""
+
+PREPARE_CONTAINER = "prepare"
+ENTRYPOINT_IN_STEP_IMAGE = "/usr/local/bin/tekton-entrypoint"
+"""Where the step image (the operator's image) carries Tekton's entrypoint binary."""
+ENTRYPOINT_DIR = "/tekton/bin"
+ENTRYPOINT = f"{ENTRYPOINT_DIR}/entrypoint"
+RUN_DIR = "/tekton/run"
+"""Per step `<index>/out` (or `out.err`) marks its end for the next step."""
 
 VOLUME_SOURCE = "shp-source"
 VOLUME_HOME = "shp-home"
@@ -79,6 +94,8 @@ VOLUME_OUTPUT_DIRECTORY = "shp-output-directory"
 VOLUME_DOCKER_CONFIG = "shp-docker-config"
 VOLUME_TRIVY_CACHE = "shp-trivy-cache-data"
 VOLUME_LOCAL_TMP = "shp-local-tmp"
+VOLUME_ENTRYPOINT = "tekton-internal-bin"
+VOLUME_RUN = "tekton-internal-run"
 
 RESULT_IMAGE_DIGEST = "shp-image-digest"
 RESULT_IMAGE_SIZE = "shp-image-size"
@@ -283,7 +300,7 @@ def _shipwright_container(
 
 
 def _error_result_args() -> list[str]:
-    # An init container that fails stops the Pod before step-results runs: the source steps
+    # A failing step makes the later ones skip, step-results among them: the source steps
     # report their error results themselves, as JSON in their own termination message.
     return [
         "--result-file-error-reason",
@@ -291,7 +308,7 @@ def _error_result_args() -> list[str]:
         "--result-file-error-message",
         result_path(RESULT_ERROR_MESSAGE),
         "--termination-log",
-        TERMINATION_LOG,
+        TERMINATION_PATH,
     ]
 
 
@@ -347,14 +364,7 @@ def _source_container(ctx: _Context, secret_volumes: dict[str, str]) -> dict[str
             result_path(RESULT_BRANCH_NAME),
             "--result-file-source-timestamp",
             result_path(RESULT_SOURCE_TIMESTAMP),
-            "--result-file-error-reason",
-            result_path(RESULT_ERROR_REASON),
-            "--result-file-error-message",
-            result_path(RESULT_ERROR_MESSAGE),
-            # An init container that fails stops the Pod before step-results runs: the step
-            # reports its error results itself, as JSON in its own termination message.
-            "--termination-log",
-            TERMINATION_LOG,
+            *_error_result_args(),
         ]
         if git.revision:
             args += ["--revision", kube_escape(git.revision)]
@@ -500,9 +510,6 @@ def _strategy_container(
             )
         mounts.append(mount.to_wire())
     container["volumeMounts"] = mounts
-    # A failing step's own message (or the tail of its log) becomes its termination message.
-    container["terminationMessagePath"] = result_path(RESULT_ERROR_MESSAGE)
-    container["terminationMessagePolicy"] = "FallbackToLogsOnError"
     return container, uses_output_directory
 
 
@@ -638,6 +645,110 @@ def _image_processing_container(
     )
 
 
+# --- ordering the steps -----------------------------------------------------------------------
+
+ENTRYPOINT_RESULTS = (RESULT_ERROR_REASON, RESULT_ERROR_MESSAGE)
+"""Result files the entrypoint folds into the termination message of a step that does not
+write its own (the strategy's steps, image processing): a failed step's cause."""
+
+
+def _post_file(index: int) -> str:
+    return f"{RUN_DIR}/{index}/out"
+
+
+def _prepare_container(ctx: _Context) -> dict[str, Any]:
+    """The init container that copies the entrypoint into the Pod. The binary copies itself
+    (`/proc/self/exe`), so it works wherever the step image keeps it."""
+    container: dict[str, Any] = {
+        "name": PREPARE_CONTAINER,
+        "image": ctx.inputs.step_image,
+        "command": [ENTRYPOINT_IN_STEP_IMAGE, "cp", "/proc/self/exe", ENTRYPOINT],
+        "securityContext": _shipwright_security_context(ctx),
+        "volumeMounts": [_mount(VOLUME_ENTRYPOINT, ENTRYPOINT_DIR)],
+    }
+    if ctx.inputs.step_image_pull_policy:
+        container["imagePullPolicy"] = ctx.inputs.step_image_pull_policy
+    return container
+
+
+def _sequence(steps: list[dict[str, Any]], own_reporters: set[str]) -> None:
+    """Put the entrypoint in front of each step's command, in place: step `i` waits for
+    step `i-1`'s post file and writes its own. The original command and args follow `--`
+    unchanged, so they reach the step's process as the same argv, never through a shell.
+    Steps named in `own_reporters` write their termination message themselves."""
+    for index, container in enumerate(steps):
+        command = container.get("command") or []
+        if not command:
+            raise _GenerationError(
+                f'{_PHASE_STRATEGY}step "{container["name"].removeprefix(STEP_PREFIX)}" has '
+                "no command: buildwright starts each step through an entrypoint that runs the "
+                "step's command, so the strategy must name it (an image's own entrypoint is "
+                "not looked up)"
+            )
+        flags: list[str] = []
+        if index > 0:
+            flags += ["-wait_file", _post_file(index - 1)]
+        flags += [
+            "-post_file",
+            _post_file(index),
+            "-termination_path",
+            TERMINATION_PATH,
+            "-step_metadata_dir",
+            f"{RUN_DIR}/{index}/status",
+        ]
+        if container["name"] not in own_reporters:
+            flags += ["-results", ",".join(ENTRYPOINT_RESULTS)]
+        flags += ["-entrypoint", command[0], "--", *command[1:], *(container.get("args") or [])]
+        container["command"] = [ENTRYPOINT]
+        container["args"] = flags
+        container["volumeMounts"] = [
+            *container.get("volumeMounts", []),
+            _mount(VOLUME_ENTRYPOINT, ENTRYPOINT_DIR, read_only=True),
+            _mount(VOLUME_RUN, RUN_DIR),
+        ]
+        container["terminationMessagePath"] = TERMINATION_PATH
+        # Killed before the entrypoint could write (out of memory), the log tail tells why.
+        container["terminationMessagePolicy"] = "FallbackToLogsOnError"
+
+
+@dataclass(frozen=True)
+class SequencedStep:
+    """What `_sequence` put in front of a step, read back from its container."""
+
+    wait_file: str | None
+    post_file: str | None
+    termination_path: str | None
+    results: tuple[str, ...]
+    argv: tuple[str, ...]
+    """The step's own command and args, as its process receives them."""
+
+
+def sequenced_step(container: Mapping[str, Any]) -> SequencedStep | None:
+    """The entrypoint's flags and the wrapped argv of a step container; None for a container
+    that is not run through the entrypoint (an old Pod's init-container steps, `prepare`)."""
+    if list(container.get("command") or []) != [ENTRYPOINT]:
+        return None
+    args = [str(arg) for arg in container.get("args") or []]
+    if "--" not in args:
+        return None
+    split = args.index("--")
+    flags, rest = args[:split], args[split + 1 :]
+    values: dict[str, str] = {}
+    for index in range(0, len(flags) - 1, 2):
+        values[flags[index].lstrip("-")] = flags[index + 1]
+    entrypoint = values.get("entrypoint")
+    if entrypoint is None:
+        return None
+    results = tuple(name for name in values.get("results", "").split(",") if name)
+    return SequencedStep(
+        wait_file=values.get("wait_file"),
+        post_file=values.get("post_file"),
+        termination_path=values.get("termination_path"),
+        results=results,
+        argv=(entrypoint, *rest),
+    )
+
+
 # --- the Pod ----------------------------------------------------------------------------------
 
 
@@ -729,6 +840,8 @@ def _render(inputs: PodInputs) -> dict[str, Any]:
 
     strategy_volumes = _strategy_volumes(ctx)
     taken = {
+        VOLUME_ENTRYPOINT,
+        VOLUME_RUN,
         VOLUME_SOURCE,
         VOLUME_HOME,
         VOLUME_RESULTS,
@@ -747,15 +860,17 @@ def _render(inputs: PodInputs) -> dict[str, Any]:
             taken.add(name)
             secret_volumes[secret] = name
 
-    init_containers: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    own_reporters = {RESULTS_CONTAINER}
     source_container = _source_container(ctx, secret_volumes)
     if source_container is not None:
-        init_containers.append(source_container)
+        steps.append(source_container)
+        own_reporters.add(source_container["name"])
 
     uses_output_directory = False
     for step in strategy_spec.steps:
         container, uses = _strategy_container(ctx, step, strategy_volumes)
-        init_containers.append(container)
+        steps.append(container)
         uses_output_directory = uses_output_directory or uses
     _check_read_only_mounts(strategy_volumes, strategy_spec.steps)
 
@@ -765,16 +880,21 @@ def _render(inputs: PodInputs) -> dict[str, Any]:
         secret_volumes.get(build_push_secret) if build_push_secret else None,
     )
     if image_processing is not None:
-        init_containers.append(image_processing)
+        steps.append(image_processing)
 
-    results = _shipwright_container(
-        ctx,
-        RESULTS_CONTAINER,
-        ["results", "--results-dir", RESULTS_DIR, "--termination-log", TERMINATION_LOG],
-        _common_mounts(ctx, docker_config=False),
+    steps.append(
+        _shipwright_container(
+            ctx,
+            RESULTS_CONTAINER,
+            ["results", "--results-dir", RESULTS_DIR, "--termination-log", TERMINATION_PATH],
+            _common_mounts(ctx, docker_config=False),
+        )
     )
+    _sequence(steps, own_reporters)
 
     volumes: list[dict[str, Any]] = [
+        {"name": VOLUME_ENTRYPOINT, "emptyDir": {}},
+        {"name": VOLUME_RUN, "emptyDir": {}},
         {"name": VOLUME_SOURCE, "emptyDir": {}},
         {"name": VOLUME_HOME, "emptyDir": {}},
         {"name": VOLUME_RESULTS, "emptyDir": {}},
@@ -784,7 +904,7 @@ def _render(inputs: PodInputs) -> dict[str, Any]:
     volumes += strategy_volumes.values()
     used_secrets = {
         name
-        for container in init_containers
+        for container in steps
         for mount in container["volumeMounts"]
         for name in [mount["name"]]
         if name in secret_volumes.values()
@@ -815,8 +935,8 @@ def _render(inputs: PodInputs) -> dict[str, Any]:
         "restartPolicy": "Never",
         "serviceAccountName": inputs.service_account_name,
         "automountServiceAccountToken": False,
-        "initContainers": init_containers,
-        "containers": [results],
+        "initContainers": [_prepare_container(ctx)],
+        "containers": steps,
         "volumes": volumes,
     }
     try:

@@ -39,3 +39,31 @@ def ensure_binaries() -> Path:
     if missing:
         raise RuntimeError(f"{directory} lacks executable {', '.join(missing)}")
     return directory
+
+
+def _entrypoint_script() -> Path:
+    return Path(__file__).resolve().parents[3] / "hack" / "build-entrypoint.sh"
+
+
+def ensure_entrypoint() -> Path:
+    """Return the path of Tekton's step entrypoint built for this machine.
+
+    The node agent runs it in front of each step as a build Pod on a cluster does. Built by
+    hack/build-entrypoint.sh on a machine's first call (minutes), cached after that;
+    `BUILDWRIGHT_ENTRYPOINT_BINARY` names a ready binary instead.
+    """
+    override = os.environ.get("BUILDWRIGHT_ENTRYPOINT_BINARY")
+    if override:
+        binary = Path(override)
+    else:
+        script = _entrypoint_script()
+        proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{script} failed with exit status {proc.returncode}")
+        lines = proc.stdout.strip().splitlines()
+        if not lines:
+            raise RuntimeError(f"{script} printed no binary path")
+        binary = Path(lines[-1])
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError(f"{binary} is not an executable entrypoint")
+    return binary

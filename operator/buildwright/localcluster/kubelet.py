@@ -8,9 +8,14 @@ termination messages, conditions and phase — plus evictions, `activeDeadlineSe
 graceful deletion.
 
 What a container *does* is decided by an `Executor`. `ScriptedExecutor` answers from a
-per-namespace script (each test owns a namespace); a later executor can run real processes.
+per-namespace script (each test owns a namespace); `ProcessExecutor` runs real processes.
 The driving and status-writing logic here does not care which one it talks to. Pods are
-treated as `restartPolicy: Never`.
+treated as `restartPolicy: Never`. Like a kubelet, the stand-in starts all of a Pod's
+containers at once once its init containers are done; in a build Pod the entrypoint in front
+of each step decides which one runs. `ScriptedExecutor` plays that entrypoint for the steps it
+scripts: a step's outcome starts when the step before it posted success, a step after a
+failure is skipped as the entrypoint skips it, and the termination message is the one the
+entrypoint would write.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from typing import Any, Protocol
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+
+from buildwright.core.pod import SequencedStep, sequenced_step
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,9 @@ class Outcome:
     `reason` defaults to Completed (exit 0) or Error; use reason="OOMKilled" with exit 137 for
     an out-of-memory kill. `message` is what the container wrote to its termination-message
     path; `logs` feed `terminationMessagePolicy: FallbackToLogsOnError`. `hang=True` runs
-    until the container is killed (deadline, eviction, deletion).
+    until the container is killed (deadline, eviction, deletion). `results` are the result
+    files the step leaves in /tekton/results: for a step behind the entrypoint, those the
+    entrypoint is told to report (`-results`) join its termination message.
     """
 
     exit_code: int = 0
@@ -69,6 +78,7 @@ class Outcome:
     logs: str = ""
     duration: float = 0.02
     hang: bool = False
+    results: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def terminated_reason(self) -> str:
@@ -167,9 +177,136 @@ class _ScriptedRun:
         self._finish(KILLED)
 
 
+ENTRYPOINT_MESSAGE_LIMIT = 4096
+"""The entrypoint refuses (exit 1, no message) to write a termination message longer than this."""
+_ENTRYPOINT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+
+
+def _entrypoint_time() -> str:
+    now = dt.datetime.now(dt.UTC)
+    return now.strftime(_ENTRYPOINT_TIME_FORMAT)[:-3] + "Z"
+
+
+def entrypoint_message(written: str, results: Mapping[str, str], skipped: bool) -> str:
+    """The termination message Tekton's entrypoint leaves: the JSON list the step wrote
+    itself (anything else is overwritten), then `StartedAt` and, for a skipped step,
+    `Reason: Skipped` (type 3, not results), then the reported result files (type 1)."""
+    entries: list[Any] = []
+    with contextlib.suppress(ValueError):
+        decoded = json.loads(written) if written else []
+        if isinstance(decoded, list):
+            entries = decoded
+    entries.append({"key": "StartedAt", "value": _entrypoint_time(), "type": 3})
+    if skipped:
+        entries.append({"key": "Reason", "value": "Skipped", "type": 3})
+    entries += [{"key": key, "value": value, "type": 1} for key, value in results.items()]
+    return json.dumps(entries, separators=(",", ":"))
+
+
+class _PostBoard:
+    """The post files of one Pod's steps, as the entrypoint leaves them in /tekton/run:
+    each path is posted once, as success or as failure (`<path>.err`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._posted: dict[str, bool] = {}
+        self._waiting: dict[str, list[Callable[[bool], None]]] = {}
+
+    def post(self, path: str | None, ok: bool) -> None:
+        if not path:
+            return
+        with self._lock:
+            if path in self._posted:
+                return
+            self._posted[path] = ok
+            callbacks = self._waiting.pop(path, [])
+        for callback in callbacks:
+            callback(ok)
+
+    def when_posted(self, path: str, callback: Callable[[bool], None]) -> None:
+        with self._lock:
+            ok = self._posted.get(path)
+            if ok is None:
+                self._waiting.setdefault(path, []).append(callback)
+                return
+        callback(ok)
+
+
+class _SequencedRun:
+    """A scripted step behind the entrypoint: waits for its predecessor's post file, then
+    plays its scripted outcome, or is skipped when the predecessor failed."""
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        step: SequencedStep,
+        board: _PostBoard,
+        notify: Callable[[], None],
+        timers: _Timers,
+    ) -> None:
+        self._scripted = outcome
+        self._step = step
+        self._board = board
+        self._notify = notify
+        self._timers = timers
+        self._outcome: Outcome | None = None
+        self._lock = threading.Lock()
+        if step.wait_file:
+            board.when_posted(step.wait_file, self._predecessor_done)
+        else:
+            self._begin()
+
+    def _predecessor_done(self, ok: bool) -> None:
+        if ok:
+            self._begin()
+        else:
+            message = entrypoint_message("", {}, skipped=True)
+            self._finish(Outcome(exit_code=1, message=message, duration=0))
+
+    def _begin(self) -> None:
+        if self._scripted.hang:
+            return
+        self._timers.call_at(time.monotonic() + self._scripted.duration, self._play)
+
+    def _play(self) -> None:
+        scripted = self._scripted
+        reported = {
+            key: value for key, value in scripted.results.items() if key in self._step.results
+        }
+        message = entrypoint_message(scripted.message, reported, skipped=False)
+        exit_code = scripted.exit_code
+        if len(message.encode()) > ENTRYPOINT_MESSAGE_LIMIT:
+            message, exit_code = "", exit_code or 1
+        self._finish(
+            Outcome(
+                exit_code=exit_code,
+                reason=scripted.reason,
+                message=message,
+                logs=scripted.logs,
+                duration=scripted.duration,
+            )
+        )
+
+    def _finish(self, outcome: Outcome) -> None:
+        with self._lock:
+            if self._outcome is not None:
+                return
+            self._outcome = outcome
+        self._board.post(self._step.post_file, outcome.exit_code == 0)
+        self._notify()
+
+    def result(self) -> Outcome | None:
+        with self._lock:
+            return self._outcome
+
+    def kill(self) -> None:
+        self._finish(KILLED)
+
+
 class ScriptedExecutor:
     """Containers end as a per-namespace script says; unscripted ones exit 0 after
-    `default_duration` seconds.
+    `default_duration` seconds. Steps behind the entrypoint run in its order (module
+    docstring).
 
     Script keys are container names, or "pod-name/container-name" to single out one Pod, or
     "*" for every other container in the namespace.
@@ -180,6 +317,7 @@ class ScriptedExecutor:
         self._scripts: dict[str, dict[str, Outcome]] = {}
         self._lock = threading.Lock()
         self._timers = _Timers()
+        self._boards: dict[str, _PostBoard] = {}
 
     def script(self, namespace: str, outcomes: Mapping[str, Outcome]) -> None:
         with self._lock:
@@ -200,7 +338,19 @@ class ScriptedExecutor:
         return self.default
 
     def start(self, pod: Pod, container: Container, notify: Callable[[], None]) -> ContainerRun:
-        return _ScriptedRun(self.outcome_for(pod, container), notify, self._timers)
+        outcome = self.outcome_for(pod, container)
+        step = sequenced_step(container)
+        if step is None:
+            return _ScriptedRun(outcome, notify, self._timers)
+        uid = str(pod.get("metadata", {}).get("uid", ""))
+        with self._lock:
+            board = self._boards.setdefault(uid, _PostBoard())
+        return _SequencedRun(outcome, step, board, notify, self._timers)
+
+    def release(self, pod: Pod) -> None:
+        """Forget a Pod whose driver is done."""
+        with self._lock:
+            self._boards.pop(str(pod.get("metadata", {}).get("uid", "")), None)
 
     def close(self) -> None:
         self._timers.close()
@@ -869,6 +1019,9 @@ class KubeletStandIn:
         return f"10.244.{(n // 250) % 250}.{n % 250 + 2}"
 
     def driver_finished(self, driver: _PodDriver) -> None:
+        release = getattr(self.executor, "release", None)
+        if release is not None:
+            release(driver.pod)
         with self._lock:
             self._drivers.pop(driver.uid, None)
             self._finished.add(driver.uid)

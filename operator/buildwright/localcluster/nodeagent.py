@@ -20,6 +20,7 @@ from types import FrameType
 
 from kubernetes import config as k8s_config
 
+from buildwright.localcluster.binaries import ensure_entrypoint
 from buildwright.localcluster.kubelet import KubeletStandIn
 from buildwright.localcluster.process_executor import DEFAULT_STATE_DIR, ProcessExecutor
 
@@ -32,13 +33,18 @@ def node_agent(
     node_name: str = "buildwright-node",
     state_dir: str | Path = DEFAULT_STATE_DIR,
     venv_bin: str | Path | None = None,
+    entrypoint_binary: str | Path | None = None,
 ) -> KubeletStandIn:
     """A started-able stand-in kubelet running Pods with a ProcessExecutor (not yet started).
 
     The executor's sweeper is started with it; `stop()` on the stand-in closes both.
     """
     api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-    executor = ProcessExecutor(api_client, state_dir=state_dir, venv_bin=venv_bin)
+    if entrypoint_binary is None:
+        entrypoint_binary = ensure_entrypoint()
+    executor = ProcessExecutor(
+        api_client, state_dir=state_dir, venv_bin=venv_bin, entrypoint_binary=entrypoint_binary
+    )
     executor.start_sweeper()
     return KubeletStandIn(kubeconfig, node_name=node_name, executor=executor)
 
@@ -56,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--venv-bin", type=Path, default=None,
         help="directory holding buildwright-step (default: this Python's bin directory)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--entrypoint-binary", type=Path, default=None,
+        help="Tekton's entrypoint built for this machine (default: hack/build-entrypoint.sh's)",
     )  # fmt: skip
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -76,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     kubelet = node_agent(
         args.kubeconfig, node_name=args.node_name, state_dir=args.state_dir,
-        venv_bin=args.venv_bin,
+        venv_bin=args.venv_bin, entrypoint_binary=args.entrypoint_binary,
     )  # fmt: skip
     kubelet.start()
     log.info("node agent %s running Pods; logs under %s/pods", args.node_name, args.state_dir)

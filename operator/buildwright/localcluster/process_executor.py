@@ -8,7 +8,9 @@ the Pod's volumes are bind-mounted at their `mountPath`s. Volumes live in a per-
 `/tekton/home` or `/tekton/results`; the directory goes away once the Pod is deleted.
 
 What this is not: a container runtime. The `image` is never pulled — the host must have the
-tools the steps call (git, buildah, the virtualenv's `buildwright-step`). `securityContext`
+tools the steps call (git, buildah, the virtualenv's `buildwright-step`, and Tekton's
+entrypoint, which the `prepare` init container copies into the Pod as on a cluster: the
+binary built by hack/build-entrypoint.sh stands in for the one in the step image). `securityContext`
 is ignored (everything runs as root; `readOnlyRootFilesystem` is not emulated), resources are
 not limited, and mount points missing on the host (`/workspace`, `/tekton`, `/shp-tmp`,
 `/dev/termination-log`, …) are created there as empty directories or files, as a runtime
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from kubernetes import client as k8s_client
 
     from buildwright.localcluster.kubelet import Container, ContainerRun, Outcome, Pod
+
+from buildwright.core.pod import ENTRYPOINT_IN_STEP_IMAGE
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +241,7 @@ class ProcessExecutor:
         *,
         state_dir: str | Path = DEFAULT_STATE_DIR,
         venv_bin: str | Path | None = None,
+        entrypoint_binary: str | Path | None = None,
         sweep_interval: float = 5.0,
     ) -> None:
         from kubernetes import client as k8s_client
@@ -248,6 +253,9 @@ class ProcessExecutor:
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         self.pods_dir.chmod(0o700)  # secret material and env files live below
         self.venv_bin = Path(venv_bin) if venv_bin is not None else Path(sys.executable).parent
+        self.entrypoint_binary = (
+            Path(entrypoint_binary).resolve() if entrypoint_binary is not None else None
+        )
         self.sweep_interval = sweep_interval
         self._lock = threading.Lock()
         self._prepared: dict[str, threading.Lock] = {}
@@ -520,6 +528,13 @@ class ProcessExecutor:
             )
         if command[0] == STEP_PROGRAM:
             command[0] = str(self.venv_bin / STEP_PROGRAM)
+        elif command[0] == ENTRYPOINT_IN_STEP_IMAGE:
+            if self.entrypoint_binary is None:
+                raise ContainerConfigError(
+                    f"container {container['name']} runs Tekton's entrypoint, and this node "
+                    "agent was started without one (build it with hack/build-entrypoint.sh)"
+                )
+            command[0] = str(self.entrypoint_binary)
         return command + args
 
     def _container_spec(self, pod: Pod, container: Container, pod_dir: Path) -> dict[str, Any]:

@@ -3,12 +3,17 @@
 Steps write each result as a small file under ``/tekton/results/<name>`` (the paths strategies
 already expect). The last container, ``step-results``, folds them into its termination
 message as Tekton does, ``[{"key": name, "value": value, "type": 1}, ...]``, and the operator
-reads them back from the Pod status with :func:`parse_termination_message`.
+reads them back from the Pod status with :func:`parse_termination_message`. Tekton's
+entrypoint, which runs in front of every step, adds its own entries to the same message
+(``StartedAt``, and ``Reason: Skipped`` for a step it skipped) with type 3, which are not
+results.
 
 Kubernetes keeps at most 4096 bytes of a termination message, and a message cut in the middle
 is not JSON any more, so :func:`render_termination_message` decides *what* to leave out
-instead of letting the kubelet cut blindly. Everything here except :func:`write_result` is
-pure, so the operator's status code can import it freely.
+instead of letting the kubelet cut blindly. It leaves room for the entrypoint's entries: the
+entrypoint fails the step when the message it appends to would grow past 4096 bytes.
+Everything here except :func:`write_result` is pure, so the operator's status code can import
+it freely.
 """
 
 from __future__ import annotations
@@ -17,8 +22,14 @@ import json
 import os
 from collections.abc import Mapping
 
-TERMINATION_MESSAGE_LIMIT = 4096
+KUBERNETES_TERMINATION_MESSAGE_LIMIT = 4096
 """Bytes of a container termination message that Kubernetes keeps."""
+
+ENTRYPOINT_RESERVE = 256
+"""Bytes left for the entries the entrypoint appends (its ``StartedAt`` entry is ~70)."""
+
+TERMINATION_MESSAGE_LIMIT = KUBERNETES_TERMINATION_MESSAGE_LIMIT - ENTRYPOINT_RESERVE
+"""Bytes of JSON our steps may write into their termination message."""
 
 RESULT_TYPE = 1
 """Tekton's type for task results (other types are its internal bookkeeping)."""
