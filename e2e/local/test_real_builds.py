@@ -271,3 +271,54 @@ def test_push_without_secret_is_refused_by_the_registry(
     assert condition["status"] == "False"
     assert run["status"]["failureDetails"]["location"]["container"] == "step-build-and-push"
     assert "unauthorized" in env.logs(run, "step-build-and-push").lower()
+
+
+def test_failing_strategy_step_reports_its_reason_and_message_and_later_steps_skip(
+    env: Env, git_daemon: GitDaemon, registry: LocalRegistry
+) -> None:
+    """Through Tekton's entrypoint for real: the failed step's error results reach
+    failureDetails, and the step after it never runs its command."""
+    env.create("buildstrategies", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildStrategy",
+        "metadata": {"name": "checks-first"},
+        "spec": {"steps": [
+            {"name": "check", "image": "busybox", "command": [
+                "/bin/sh", "-c",
+                'echo checking "$1"; printf DockerfileNotFound > "$2";'
+                ' printf "no Dockerfile in %s" "$1" > "$3"; exit 3',
+                "--", "$(params.shp-source-context)",
+                "$(results.shp-error-reason.path)", "$(results.shp-error-message.path)",
+            ]},
+            {"name": "never", "image": "busybox",
+             "command": ["/bin/sh", "-c", "echo ran > /workspace/source/never-ran"]},
+        ]},
+    })  # fmt: skip
+    env.create("builds", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Build", "metadata": {"name": "checked"},
+        "spec": {
+            "source": {"type": "Git", "git": {"url": git_daemon.url("app")}},
+            "strategy": {"name": "checks-first", "kind": "BuildStrategy"},
+            "output": {"image": f"{registry.host}/x/checked:latest", "insecure": True},
+        },
+    })  # fmt: skip
+    run = env.run("checked")
+    condition = succeeded(run)
+    assert (condition["status"], condition["reason"]) == ("False", "Failed")
+    pod = f"{run['metadata']['name']}-pod"
+    assert run["status"]["failureDetails"] == {
+        "reason": "DockerfileNotFound",
+        "message": "no Dockerfile in /workspace/source",
+        "location": {"pod": pod, "container": "step-check"},
+    }
+    pod_status = wait_until(
+        lambda: (found := env.core.read_namespaced_pod(pod, env.namespace).status).phase
+        in ("Failed", "Succeeded") and found,
+        timeout=30, description="the failed build Pod to end",
+    )  # fmt: skip
+    ended = {c.name: c.state.terminated for c in pod_status.container_statuses}
+    assert ended["step-check"].exit_code == 3
+    assert {"key": "Reason", "value": "Skipped", "type": 3} in json.loads(
+        ended["step-never"].message
+    )
+    assert "checking /workspace/source" in env.logs(run, "step-check")
+    assert "Skipping step because a previous step failed" in env.logs(run, "step-never")

@@ -178,6 +178,20 @@ class Kube:
                 return None
             raise
 
+    async def container_log_tail(
+        self, namespace: str, pod: str, container: str, *, lines: int, limit_bytes: int
+    ) -> str:
+        """The end of a container's log, read through the apiserver from the node's kubelet."""
+        params = {
+            "container": container, "tailLines": str(lines), "limitBytes": str(limit_bytes)
+        }  # fmt: skip
+        url = f"{self._server}{PODS.path(namespace, pod, 'log')}?{urlencode(params)}"
+        async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+            text = await response.text(errors="replace")
+            if response.status >= 400:
+                raise ApiError(response.status, response.reason or "", text[:500])
+            return text
+
     async def list_objects(
         self, resource: Resource, namespace: str | None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:

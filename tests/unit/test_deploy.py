@@ -50,6 +50,7 @@ EXPECTED_GRANTS: set[Grant] = (
     | _grants("shipwright.io", ["builds/status", "buildruns/status"], ["patch"])
     | _grants("shipwright.io", ["buildruns"], ["patch", "delete"])
     | _grants("", ["pods"], ["get", "list", "watch", "create", "delete"])
+    | _grants("", ["pods/log"], ["get"])
     | _grants("", ["secrets"], ["get", "list", "watch"])
     | _grants("", ["configmaps"], ["get"])
     | _grants("", ["serviceaccounts"], ["get", "create", "patch", "delete"])

@@ -21,12 +21,16 @@ from buildwright.api.base import Condition
 from buildwright.api.v1beta1 import BuildRun
 from buildwright.core import reasons
 from buildwright.core.status import (
+    LOG_TAIL_BYTES,
+    LOG_TAIL_LINES,
     StatusUpdate,
     announced_condition,
     go_quote,
+    log_tail_wanted,
     pod_ending,
     status_from_pod,
     status_patch,
+    with_log_tail,
     write_deadline,
 )
 from buildwright.steps.resultfiles import render_termination_message
@@ -1017,3 +1021,46 @@ def test_a_failed_prepare_container_fails_the_run() -> None:
     assert update.failure_details is not None
     assert update.failure_details.location is not None
     assert update.failure_details.location.container == "prepare"
+
+
+def _failed_without_cause() -> dict[str, Any]:
+    return ordered_pod(
+        {
+            "step-source-default": terminated(0, 5, 10, message=entrypoint_message()),
+            "step-build-and-push": terminated(1, 10, 30, message=entrypoint_message()),
+            "step-image-processing": SKIPPED,
+            "step-results": SKIPPED,
+        },
+        phase="Failed",
+    )
+
+
+def test_a_step_failing_without_a_cause_asks_for_its_log_tail_once() -> None:
+    update = status_from_pod(buildrun(), _failed_without_cause(), NOW)
+    assert log_tail_wanted(buildrun(), update) == "step-build-and-push"
+    told = with_log_tail(update, "\n".join(f"line {i}" for i in range(200)) + "\n")
+    assert told.failure_details is not None and told.failure_details.message is not None
+    assert told.failure_details.message.splitlines()[-1] == "line 199"
+    assert len(told.failure_details.message.splitlines()) <= LOG_TAIL_LINES
+    assert len(told.failure_details.message.encode()) <= LOG_TAIL_BYTES
+    assert told.failure_details.location == update.failure_details.location  # type: ignore[union-attr]
+    # An empty log (or none to be had) leaves the failure as it was.
+    assert with_log_tail(update, "  \n") == update
+    # Once the end is written, later events do not ask again.
+    ended = buildrun(status={"conditions": [{
+        "type": "Succeeded", "status": "False", "reason": "Failed", "message": "m",
+        "lastTransitionTime": ts(30)}]})  # fmt: skip
+    assert log_tail_wanted(ended, status_from_pod(ended, _failed_without_cause(), NOW)) is None
+
+
+def test_a_step_that_reported_its_cause_or_ran_out_of_memory_needs_no_log_tail() -> None:
+    reported = _failed_without_cause()
+    reported["status"]["containerStatuses"][1]["state"] = terminated(
+        1, 10, 30, message=entrypoint_message(("shp-error-message", "said why"))
+    )
+    assert log_tail_wanted(buildrun(), status_from_pod(buildrun(), reported, NOW)) is None
+    oom = _failed_without_cause()
+    oom["status"]["containerStatuses"][1]["state"] = terminated(137, 10, 30, reason="OOMKilled")
+    assert log_tail_wanted(buildrun(), status_from_pod(buildrun(), oom, NOW)) is None
+    in_progress = ordered_pod({name: running(5) for name in ORDERED})
+    assert log_tail_wanted(buildrun(), status_from_pod(buildrun(), in_progress, NOW)) is None

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -610,6 +610,40 @@ def _failure(
         f"buildrun step {container} failed, for detailed information: " + hint,
         terminal=True, details=full,
     )
+
+
+LOG_TAIL_LINES = 80
+LOG_TAIL_BYTES = 2048
+"""How much of a failed step's log becomes its failure message: what a kubelet keeps with
+`terminationMessagePolicy: FallbackToLogsOnError`."""
+
+
+def log_tail_wanted(buildrun: BuildRun, update: StatusUpdate) -> str | None:
+    """The container whose log tail should become `failureDetails.message`: the run ends
+    now, `Failed` at a step that reported no cause of its own (a step behind the entrypoint
+    always leaves a termination message, so the kubelet's fallback to the log never comes).
+    Asked once, when the end is first written, not on every later event."""
+    condition = update.condition
+    details = update.failure_details
+    if not update.terminal or condition is None or condition.reason != reasons.FAILED:
+        return None
+    if details is None or details.message or details.location is None:
+        return None
+    previous = current_condition(buildrun)
+    if previous is not None and previous.status in ("True", "False"):
+        return None
+    return details.location.container or None
+
+
+def with_log_tail(update: StatusUpdate, tail: str) -> StatusUpdate:
+    """`update` with the failed step's log tail (bounded as a kubelet bounds it) as the
+    failure message; unchanged when the log is empty."""
+    details = update.failure_details
+    lines = tail.strip().splitlines()[-LOG_TAIL_LINES:]
+    text = "\n".join(lines).encode()[-LOG_TAIL_BYTES:].decode(errors="ignore").strip()
+    if details is None or not text:
+        return update
+    return replace(update, failure_details=details.model_copy(update={"message": text}))
 
 
 def elapsed_seconds(

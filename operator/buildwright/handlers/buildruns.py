@@ -371,11 +371,30 @@ async def follow_pod(
         if build_pod is not None:
             ctx.pods.put(build_pod)
     update = status.status_from_pod(buildrun, build_pod, common.now())
+    tail_of = status.log_tail_wanted(buildrun, update)
+    if tail_of is not None:
+        update = status.with_log_tail(update, await log_tail(ctx, namespace, pod_name, tail_of))
     if update.stop_pod and build_pod is not None and not status.pod_finished(build_pod):
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
     if not update.terminal:
         schedule_timeout(ctx, buildrun)
     await write_status(ctx, buildrun, update, snapshot=snapshot)
+
+
+async def log_tail(ctx: Context, namespace: str, pod_name: str, container: str) -> str:
+    """The end of a failed step's log, or "" when the node cannot be asked (a node without the
+    kubelet API, the Pod already gone): the failure is written either way."""
+    try:
+        return await ctx.kube.container_log_tail(
+            namespace, pod_name, container,
+            lines=status.LOG_TAIL_LINES, limit_bytes=status.LOG_TAIL_BYTES,
+        )  # fmt: skip
+    except kube.TRANSIENT_ERRORS as error:
+        logger.info(
+            "BuildRun in %s: no log tail of %s/%s for the failure message: %s",
+            namespace, pod_name, container, error,
+        )  # fmt: skip
+        return ""
 
 
 async def write_status(
