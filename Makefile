@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: venv control-plane lint typecheck unit integration test crds cluster cluster-down run e2e-local e2e-kind bench clean
+.PHONY: venv control-plane entrypoint lint typecheck unit integration test crds cluster cluster-down run e2e-local e2e-kind bench clean
 
 $(BIN)/buildwright: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ venv: $(BIN)/buildwright
 
 control-plane:
 	@bash hack/build-control-plane.sh >/dev/null
+
+# Tekton's step entrypoint for this machine: the node agent runs it in front of each step.
+entrypoint:
+	@bash hack/build-entrypoint.sh >/dev/null
 
 lint: venv
 	$(BIN)/ruff check operator tests bench
@@ -36,7 +40,7 @@ test: venv control-plane lint typecheck
 	$(BIN)/pytest -q tests
 
 # Real builds through the node agent (needs root and the tools .ci/run installs).
-e2e-local: venv control-plane
+e2e-local: venv control-plane entrypoint
 	$(BIN)/pytest -q e2e/local
 
 # Operator benchmarks (issue 9; minutes per scenario): BENCH_ARGS="--scenario steady-100 --quick".
@@ -55,7 +59,7 @@ cluster-down: venv
 # The local control plane, the node agent (runs build Pods as processes on this machine; needs
 # root and the tools the steps call, see e2e/local/README.md) and the operator in the
 # foreground. `buildwright run --local` installs the CRDs and strategies itself.
-run: cluster
+run: cluster entrypoint
 	@mkdir -p .local
 	@$(BIN)/python -m buildwright.localcluster.nodeagent --kubeconfig $(KUBECONFIG_LOCAL) --state-dir .local/agent \
 		>.local/node-agent.log 2>&1 & agent=$$!; \
