@@ -312,3 +312,102 @@ def test_deleting_the_push_secret_unregisters_the_build(cluster: Cluster) -> Non
     cluster.core.delete_namespaced_secret("push-secret", cluster.namespace)
     status = cluster.wait_build("kaniko-nodejs-build", "False")
     assert status["reason"] == "SpecOutputSecretRefNotFound"
+
+
+def test_failing_source_step_reports_its_git_reason_and_the_rest_is_skipped(
+    cluster: Cluster,
+) -> None:
+    git_error = json.dumps([
+        {"key": "shp-error-reason", "value": "GitRemoteRepositoryNotFound", "type": 1},
+        {"key": "shp-error-message", "value": "remote repository not found", "type": 1},
+    ])  # fmt: skip
+    cluster.kubelet.script(cluster.namespace, {
+        "step-source-default": Outcome(exit_code=1, message=git_error),
+    })  # fmt: skip
+    _registered_book_build(cluster)
+    name = cluster.create("buildruns", buildrun())["metadata"]["name"]
+    done = cluster.wait_buildrun(name, "False", "Failed")
+    assert done["status"]["failureDetails"] == {
+        "reason": "GitRemoteRepositoryNotFound",
+        "message": "remote repository not found",
+        "location": {"pod": f"{name}-pod", "container": "step-source-default"},
+    }
+
+    def ended() -> Any:
+        found = cluster.core.read_namespaced_pod(f"{name}-pod", cluster.namespace)
+        return found if found.status.phase in ("Failed", "Succeeded") else None
+
+    pod = wait_until(ended, timeout=20, description="the failed Pod to end")
+    codes = {c.name: c.state.terminated.exit_code for c in pod.status.container_statuses}
+    assert codes == {
+        "step-source-default": 1, "step-build-and-push": 1, "step-image-processing": 1,
+        "step-results": 1,
+    }  # fmt: skip
+
+
+def test_timeout_while_a_step_runs(cluster: Cluster) -> None:
+    cluster.kubelet.script(cluster.namespace, {"step-build-and-push": HANG})
+    _registered_book_build(cluster)
+    name = cluster.create("buildruns", buildrun(timeout="2s"))["metadata"]["name"]
+    cluster.wait_buildrun(name, "False", "BuildRunTimeout", timeout=30)
+    condition = cluster.condition(name)
+    assert condition is not None
+    assert condition["message"] == f"BuildRun {name} failed to finish within 2s"
+
+
+def _old_shape_pod(name: str, namespace: str, uid: str) -> dict[str, Any]:
+    """A build Pod as buildwright rendered it before steps became ordered containers: the
+    steps are init containers, a strategy step's message is its shp-error-message file."""
+    def step(container: str) -> dict[str, Any]:
+        return {"name": container, "image": "example.test/step", "command": ["tool"]}
+
+    strategy_step = {**step("step-build-and-push"),
+                     "terminationMessagePath": "/tekton/results/shp-error-message",
+                     "terminationMessagePolicy": "FallbackToLogsOnError"}  # fmt: skip
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": f"{name}-pod", "namespace": namespace,
+            "labels": {"buildrun.shipwright.io/name": name,
+                       "app.kubernetes.io/managed-by": "buildwright"},
+            "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildRun",
+                                 "name": name, "uid": uid, "controller": True,
+                                 "blockOwnerDeletion": True}],
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "initContainers": [step("step-source-default"), strategy_step],
+            "containers": [step("step-results")],
+        },
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["succeeds", "fails"])
+def test_a_run_whose_pod_has_the_old_shape_ends_right_after_an_upgrade(
+    cluster: Cluster, fails: bool
+) -> None:
+    """BuildRuns in flight when the operator is upgraded keep the Pod the old one made."""
+    script: dict[str, Outcome] = {"step-results": Outcome(message=SUCCESSFUL_RESULTS)}
+    if fails:
+        script["step-build-and-push"] = Outcome(exit_code=1, message="no Dockerfile here")
+    cluster.kubelet.script(cluster.namespace, script)
+    _registered_book_build(cluster)
+    cluster.operator.stop()
+    try:
+        created = cluster.create("buildruns", buildrun())
+        name, uid = created["metadata"]["name"], created["metadata"]["uid"]
+        cluster.core.create_namespaced_pod(
+            cluster.namespace, _old_shape_pod(name, cluster.namespace, uid)
+        )
+    finally:
+        cluster.operator.start()
+    if not fails:
+        done = cluster.wait_buildrun(name, "True", "Succeeded")
+        assert done["status"]["output"] == {"digest": DIGEST, "size": 4242}
+    else:
+        done = cluster.wait_buildrun(name, "False", "Failed")
+        assert done["status"]["failureDetails"] == {
+            "message": "no Dockerfile here",
+            "location": {"pod": f"{name}-pod", "container": "step-build-and-push"},
+        }
+    assert [p["metadata"]["name"] for p in cluster.pods()] == [f"{name}-pod"]

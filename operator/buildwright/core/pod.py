@@ -77,7 +77,8 @@ PUSH_SECRET_PATH = "/workspace/shp-push-secret"
 TRIVY_CACHE_DIR = "/trivy-cache-data"
 LOCAL_TMP_DIR = "/shp-tmp"
 TERMINATION_PATH = "/tekton/termination"
-"""Every step's terminationMessagePath: the entrypoint and our own steps write results here."""
+"""Every step's terminationMessagePath: the entrypoint (this is its default) and our own steps
+write results here."""
 
 PREPARE_CONTAINER = "prepare"
 ENTRYPOINT_IN_STEP_IMAGE = "/usr/local/bin/tekton-entrypoint"
@@ -688,14 +689,12 @@ def _sequence(steps: list[dict[str, Any]], own_reporters: set[str]) -> None:
         flags: list[str] = []
         if index > 0:
             flags += ["-wait_file", _post_file(index - 1)]
+        # `-termination_path` is left at the entrypoint's default, TERMINATION_PATH: every byte
+        # of the Pod is paid again on each status patch. `-step_metadata_dir` is not optional:
+        # without it the entrypoint creates its directories in the step's working directory.
         flags += [
-            "-post_file",
-            _post_file(index),
-            "-termination_path",
-            TERMINATION_PATH,
-            "-step_metadata_dir",
-            f"{RUN_DIR}/{index}/status",
-        ]
+            "-post_file", _post_file(index), "-step_metadata_dir", f"{RUN_DIR}/{index}/status"
+        ]  # fmt: skip
         if container["name"] not in own_reporters:
             flags += ["-results", ",".join(ENTRYPOINT_RESULTS)]
         flags += ["-entrypoint", command[0], "--", *command[1:], *(container.get("args") or [])]
