@@ -77,12 +77,16 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> None:
         try:
             await _reconcile(ctx, body)
         except kube.API_ERRORS as error:
-            if kube.is_transient(error):
+            # A 404 is raised only by writes (reads answer None): something was deleted
+            # between reading and writing. Gone with the BuildRun: nothing to do (its DELETED
+            # event cleans up); else the next attempt sees the world as it is now.
+            deleted = isinstance(error, kube.ApiError) and error.not_found
+            if deleted and not _exists(ctx, key):
+                return
+            if kube.is_transient(error) or deleted:
                 common.retry_later(
                     ctx, key, "retry", "BuildRun", error, lambda: reconcile(ctx, namespace, name)
                 )
-            elif isinstance(error, kube.ApiError) and error.not_found and not _exists(ctx, key):
-                return  # the BuildRun itself is gone; its DELETED event cleans up
             else:
                 common.log_rejected("BuildRun", key, error)
         else:

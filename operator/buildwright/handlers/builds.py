@@ -81,8 +81,11 @@ async def register_or_retry(ctx: Context, namespace: str, name: str) -> None:
     try:
         await register(ctx, namespace, name)
     except kube.API_ERRORS as error:
-        if isinstance(error, kube.ApiError) and error.not_found and ctx.builds.get(*key) is None:
-            return  # deleted meanwhile
+        if isinstance(error, kube.ApiError) and error.not_found:
+            # Only writes raise it (reads answer None): the Build, or a BuildRun it owns, was
+            # deleted meanwhile. Its own event tells what there is left to do.
+            logger.info("Build %s/%s: %s (deleted meanwhile)", namespace, name, error)
+            return
         if not kube.is_transient(error):
             common.log_rejected("Build", key, error)
             return
