@@ -854,6 +854,12 @@ def test_buildrun_no_ref_or_spec() -> None:
     )
 
 
+def test_an_empty_build_name_references_nothing() -> None:
+    # Found by the property test: the empty name passed as a reference and crashed start().
+    failure = validate_buildrun_request(buildrun({"build": {"name": ""}}))
+    assert failure is not None and failure.reason == reasons.BUILDRUN_NO_REF_OR_SPEC
+
+
 def test_buildrun_ambiguous_build() -> None:
     assert validate_buildrun_request(
         buildrun({"build": {"name": "b", "spec": EMBEDDED}})

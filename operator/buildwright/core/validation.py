@@ -745,14 +745,15 @@ def _override_forbidden(field: str) -> Failure:
 def validate_buildrun_fields(spec: BuildRunSpec) -> Failure | None:
     """§3.1 field rules: exactly one of build.name / build.spec, no overrides with a spec."""
     build = spec.build
-    if build.spec is None and build.name is None:
+    # An empty name references nothing (and looking it up would list every Build).
+    if build.spec is None and not build.name:
         return Failure(
             reasons.BUILDRUN_NO_REF_OR_SPEC,
             "no build referenced or specified, either 'buildRef' or 'buildSpec' has to be set",
         )
     if build.spec is None:
         return None
-    if build.name is not None:
+    if build.name:
         return Failure(
             reasons.BUILDRUN_AMBIGUOUS_BUILD,
             "fields 'buildRef' and 'buildSpec' are mutually exclusive",
