@@ -279,3 +279,21 @@ def _registered(cluster: Cluster) -> None:
     cluster.push_secret()
     cluster.create("builds", book_build())
     cluster.wait_build("kaniko-nodejs-build", "True")
+
+
+def test_a_pod_larger_than_etcd_stores_ends_the_run(cluster: Cluster) -> None:
+    """The API server answers 500 with etcd's "request is too large": not worth a retry."""
+    cluster.push_secret()
+    twice = [_step("one", args=["$(params.p)"]), _step("two", args=["$(params.p)"])]
+    cluster.create("buildstrategies", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildStrategy",
+        "metadata": {"name": "twice"},
+        "spec": {"parameters": [{"name": "p", "description": "d", "default": ""}],
+                 "steps": twice},
+    })  # fmt: skip
+    name = _run_with_strategy(
+        cluster, "twice", paramValues=[{"name": "p", "value": "w" * 900_000}]
+    )
+    cluster.wait_buildrun(name, "False", "PodCreationFailed", timeout=20)
+    condition = cluster.condition(name)
+    assert condition is not None and "too large" in condition["message"]

@@ -20,6 +20,19 @@ def test_answers_that_will_not_change_are_not_retried(status: int) -> None:
     assert not kube.is_transient(kube.ApiError(status, "", ""))
 
 
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [(413, "Request entity too large: limit is 3145728"),
+     (500, "etcdserver: request is too large"),
+     (500, "rpc error: code = ResourceExhausted desc = trying to send message larger than max "
+           "(2500744 vs. 2097152)")],
+)  # fmt: skip
+def test_an_object_too_large_to_store_is_not_retried(status: int, message: str) -> None:
+    error = kube.ApiError(status, "", message)
+    assert error.too_large and not kube.is_transient(error)
+    assert lifecycle.pod_rejection("x-pod", 413, message) is not None
+
+
 def test_connection_errors_and_timeouts_are_retried() -> None:
     assert kube.is_transient(aiohttp.ServerDisconnectedError())
     assert kube.is_transient(TimeoutError())

@@ -289,7 +289,7 @@ async def create_pod(
             # Quota frees up as other Pods end: retried with backoff, like throttling.
             raise kube.ApiError(429, "ExceededResourceQuota", error.message) from error
         rejection = lifecycle.pod_rejection(
-            manifest["metadata"]["name"], error.status, error.message
+            manifest["metadata"]["name"], 413 if error.too_large else error.status, error.message
         )
         if rejection is not None:
             return rejection
