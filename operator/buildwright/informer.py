@@ -32,7 +32,9 @@ logger = logging.getLogger("buildwright")
 MANAGED_BY_SELECTOR = f"{pod.LABEL_MANAGED_BY}={pod.MANAGED_BY}"
 LIST_PAGE_SIZE = 500
 WATCH_SECONDS = 300
+# After a failed list or watch: 1 s, then twice as long each time in a row, up to 30 s.
 RETRY_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
 
 
 class KeyQueue:
@@ -121,19 +123,34 @@ class PodInformer:
 
     async def _run(self, namespace: str | None) -> None:
         version: str | None = None
+        delay = RETRY_SECONDS
+        refused = False  # a refusal that will not change by itself is logged once
         while True:
             try:
                 if version is None:
                     version = await self._relist(namespace)
+                    delay, refused = RETRY_SECONDS, False
                 version = await self._watch(namespace, version)
+                delay = RETRY_SECONDS  # the server ended a healthy watch
             except asyncio.CancelledError:
                 raise
             except _Expired:
                 logger.info("build Pod watch expired; listing them again")
                 version = None
-            except Exception as error:  # the API is away or the connection broke: try again
-                logger.warning("watching build Pods: %s; retrying in %ss", error, RETRY_SECONDS)
-                await asyncio.sleep(RETRY_SECONDS)
+            except Exception as error:
+                if kube.is_transient(error) or not isinstance(error, kube.ApiError):
+                    # The API is away or the connection broke: try again.
+                    logger.warning("watching build Pods: %s; retrying in %.0fs", error, delay)
+                elif not refused:
+                    refused = True
+                    logger.error(
+                        "watching build Pods in %s: the API server refused: %s; grant the"
+                        " operator list and watch of pods there (deploy/ holds its RBAC)",
+                        namespace or "all namespaces", error,
+                    )  # fmt: skip
+                # The watch resumes from its last version; failures in a row wait longer.
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX_SECONDS, delay * 2)
 
     async def _relist(self, namespace: str | None) -> str:
         """Store every build Pod; forget the ones gone meanwhile. Returns the list's version."""

@@ -713,3 +713,26 @@ def test_success_leaves_the_termination_log_alone(tmp_path: Path, sample_repo: S
     run = run_step(tmp_path, f"file://{sample_repo.path}", "--termination-log", str(log))
     assert run.code == 0, run.output
     assert not log.exists()
+
+
+def test_a_refused_connection_keeps_gits_errno_line() -> None:
+    _, message = classify_git_error(
+        "fatal: unable to connect to 127.0.0.1:\n127.0.0.1[0: 127.0.0.1]: errno=Connection "
+        "refused\n", "git://127.0.0.1:1/zzz")
+    assert "errno=Connection refused" in message
+    assert "check the host and port" in message
+
+
+def test_an_unknown_host_says_no_such_host_in_gits_words_too() -> None:
+    _, message = classify_git_error(
+        "fatal: unable to access 'https://nonexistent.invalid/zzz/': Could not resolve host: "
+        "nonexistent.invalid\n", "https://nonexistent.invalid/zzz")
+    assert "no such host" in message
+    assert "Could not resolve host: nonexistent.invalid" in message
+
+
+def test_an_ssh_connection_refused_is_the_cause_not_gits_last_word() -> None:
+    _, message = classify_git_error(
+        "ssh: connect to host 127.0.0.1 port 1: Connection refused\n"
+        "fatal: Could not read from remote repository.\n", "ssh://git@127.0.0.1:1/zzz")
+    assert "Connection refused" in message

@@ -854,6 +854,12 @@ def test_buildrun_no_ref_or_spec() -> None:
     )
 
 
+def test_an_empty_build_name_references_nothing() -> None:
+    # Found by the property test: the empty name passed as a reference and crashed start().
+    failure = validate_buildrun_request(buildrun({"build": {"name": ""}}))
+    assert failure is not None and failure.reason == reasons.BUILDRUN_NO_REF_OR_SPEC
+
+
 def test_buildrun_ambiguous_build() -> None:
     assert validate_buildrun_request(
         buildrun({"build": {"name": "b", "spec": EMBEDDED}})
@@ -1148,3 +1154,18 @@ def test_buildrun_platforms_merge() -> None:
         validate_buildrun_platforms(spec(nodeSelector={"kubernetes.io/os": "x"}), run_spec())
         is None
     )
+
+
+def test_an_unresolvable_repository_host_says_no_such_host() -> None:
+    from buildwright.core.validation import probe_unreachable_message
+
+    message = probe_unreachable_message(
+        "github.invalid", 443, no_such_host=True, refused=False,
+        detail="Name or service not known",
+    )  # fmt: skip
+    assert message.startswith("lookup github.invalid: no such host")
+    assert "Name or service not known" in message
+    refused = probe_unreachable_message(
+        "127.0.0.1", 1, no_such_host=False, refused=True, detail="Connect call failed"
+    )
+    assert refused.startswith("dial tcp 127.0.0.1:1: connect: connection refused")

@@ -14,6 +14,7 @@ from typing import Any
 from buildwright.api.v1beta1 import BuildRun
 from buildwright.core import reasons
 from buildwright.core.reasons import Failure
+from buildwright.core.resolve import buildrun_timeout_seconds as declared_timeout_seconds
 from buildwright.core.status import (
     MSG_CANCELED_BEFORE_START,
     StatusUpdate,
@@ -26,7 +27,6 @@ from buildwright.core.status import (
     status_from_pod,
     timeout_message,
 )
-from buildwright.core.status import effective_timeout_seconds as declared_timeout_seconds
 
 
 def pod_missing_status(buildrun: BuildRun, pod_name: str, now: datetime) -> StatusUpdate:
@@ -112,3 +112,25 @@ def failure_status(failure: Failure, now: datetime) -> StatusUpdate:
         completion_time=rfc3339(now),
     )
 
+
+
+def quota_exceeded(status: int, message: str) -> bool:
+    """Whether the API server refused a Pod because a ResourceQuota is used up (403)."""
+    return status == 403 and "exceeded quota" in message
+
+
+def pod_rejection(pod_name: str, status: int, message: str) -> Failure | None:
+    """`PodCreationFailed` (Tekton's reason) when the API server refused the build Pod with an
+    answer that will not change on retry: invalid (400, 422) or forbidden (403, e.g. by Pod
+    Security admission). The message keeps the server's own words, which name the field.
+    None for answers worth retrying (conflict, throttling, server errors) and for 404 (the
+    namespace is gone, and the BuildRun with it)."""
+    if status in (404, 408, 409, 429) or status >= 500 or status < 400:
+        return None
+    if quota_exceeded(status, message):
+        return None
+    return Failure(
+        reasons.POD_CREATION_FAILED,
+        f'failed to create the build Pod "{pod_name}": {message}'
+        " (change the field of the Build, BuildRun or strategy it names)",
+    )

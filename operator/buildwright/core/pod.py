@@ -58,7 +58,11 @@ from buildwright.core.substitute import (
     substitute_list,
     substitute_string,
 )
-from buildwright.core.validation import DEFAULT_FORBIDDEN_ENV_NAMES
+from buildwright.core.validation import (
+    DEFAULT_FORBIDDEN_ENV_NAMES,
+    ForbiddenEnvNames,
+    source_secret,
+)
 
 # --- names and paths shared with the steps, the status code and the kubelet stand-in -------
 STEP_PREFIX = "step-"
@@ -143,13 +147,7 @@ _PHASE_OUTPUT = "output image: "
 
 def is_forbidden_env_name(name: str, patterns: Iterable[str] = FORBIDDEN_ENV_VAR_NAMES) -> bool:
     """Whether `name` is forbidden by `patterns` (exact names, or prefixes ending in `*`)."""
-    for pattern in patterns:
-        if pattern.endswith("*"):
-            if name.startswith(pattern[:-1]):
-                return True
-        elif name == pattern:
-            return True
-    return False
+    return name in ForbiddenEnvNames.parse(patterns)
 
 
 def pod_name(buildrun_name: str) -> str:
@@ -382,14 +380,7 @@ def _source_container(ctx: _Context, secret_volumes: dict[str, str]) -> dict[str
 
 
 def _source_secret(spec: BuildSpec) -> str | None:
-    source = spec.source
-    if source is None:
-        return None
-    if source.type == "Git" and source.git is not None:
-        return source.git.clone_secret or None
-    if source.type == "OCI" and source.oci_artifact is not None:
-        return source.oci_artifact.pull_secret or None
-    return None
+    return source_secret(spec) or None
 
 
 def _has_source_timestamp(spec: BuildSpec) -> bool:

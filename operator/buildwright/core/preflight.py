@@ -52,7 +52,15 @@ def unknown_strategy_kind(kind: str) -> Failure | None:
 
 
 def strategy_not_found(kind: str, name: str) -> Failure:
-    """The BuildRun's failure when its strategy is missing: the API's own not-found text."""
+    """The BuildRun's failure when its strategy is missing: the API's own not-found text.
+    An empty name is no name (it is never looked up: the API would answer with a list)."""
+    reason = (
+        reasons.CLUSTER_BUILD_STRATEGY_NOT_FOUND
+        if kind == CLUSTER_BUILD_STRATEGY
+        else reasons.BUILD_STRATEGY_NOT_FOUND
+    )
+    if not name:
+        return Failure(reason, f"spec.strategy.name is empty: name the {kind} to build with")
     if kind == CLUSTER_BUILD_STRATEGY:
         return Failure(
             reasons.CLUSTER_BUILD_STRATEGY_NOT_FOUND,

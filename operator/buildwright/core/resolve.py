@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from buildwright.api.base import EnvVar, Toleration, Volume
 from buildwright.api.v1beta1 import (
+    BuildRun,
     BuildRunSpec,
     BuildSpec,
     Image,
@@ -156,7 +157,9 @@ def effective_timeout_seconds(
     build_spec: BuildSpec | None, buildrun_spec: BuildRunSpec
 ) -> float | None:
     """The effective timeout in seconds, or None when none is set (a zero or negative
-    duration means "no timeout", as in Tekton). Raises ValueError for a malformed duration."""
+    duration means "no timeout", as in Tekton). Raises ValueError for a malformed duration.
+
+    The one decision of a run's timeout: the Pod's deadline and the status both ask here."""
     timeout = effective_timeout(build_spec, buildrun_spec)
     if timeout is None:
         return None
@@ -164,11 +167,29 @@ def effective_timeout_seconds(
     return seconds if seconds > 0 else None
 
 
+def buildrun_timeout_seconds(buildrun: BuildRun) -> float | None:
+    """`effective_timeout_seconds` of a BuildRun seen on its own, as its status is decided:
+    the Build's spec is the embedded one, else the `status.buildSpec` snapshot. A malformed
+    duration counts as none (the Pod was then never created: TaskRunGenerationFailed)."""
+    build_spec = buildrun.spec.build.spec
+    if build_spec is None and buildrun.status is not None:
+        build_spec = buildrun.status.build_spec
+    try:
+        return effective_timeout_seconds(build_spec, buildrun.spec)
+    except ValueError:
+        return None
+
+
+#: The largest `activeDeadlineSeconds` the API server accepts (2³¹−1 s, about 68 years).
+MAX_ACTIVE_DEADLINE_SECONDS = 2**31 - 1
+
+
 def active_deadline_seconds(timeout_seconds: float | None) -> int | None:
-    """The Pod's activeDeadlineSeconds for a timeout: whole seconds, rounded up, at least 1."""
+    """The Pod's activeDeadlineSeconds for a timeout: whole seconds, rounded up, at least 1,
+    at most what the API server accepts (the operator enforces longer timeouts itself)."""
     if timeout_seconds is None:
         return None
-    return max(1, math.ceil(timeout_seconds))
+    return min(MAX_ACTIVE_DEADLINE_SECONDS, max(1, math.ceil(timeout_seconds)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -46,7 +46,9 @@ from buildwright.api.v1beta1 import (
     Vulnerability,
 )
 from buildwright.core import reasons
-from buildwright.core.durations import format_go_duration, parse_duration
+from buildwright.core.durations import format_go_duration
+from buildwright.core.quoting import go_quote
+from buildwright.core.resolve import buildrun_timeout_seconds
 from buildwright.steps.resultfiles import parse_termination_message
 
 SUCCEEDED_CONDITION = "Succeeded"
@@ -134,27 +136,6 @@ def parse_time(text: str | None) -> datetime | None:
     return as_utc(moment)
 
 
-def go_quote(text: str) -> str:
-    """`text` quoted like Go's `%q` (strconv.Quote), as Tekton's messages embed values."""
-    escapes = {
-        "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n",
-        "\r": "\\r", "\t": "\\t", "\v": "\\v", "\\": "\\\\", '"': '\\"',
-    }
-    out: list[str] = []
-    for char in text:
-        if char in escapes:
-            out.append(escapes[char])
-        elif char.isprintable():
-            out.append(char)
-        elif ord(char) < 0x80:
-            out.append(f"\\x{ord(char):02x}")
-        elif ord(char) < 0x10000:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(f"\\U{ord(char):08x}")
-    return '"' + "".join(out) + '"'
-
-
 def make_condition(
     buildrun: BuildRun | None, status: str, reason: str, message: str, now: datetime
 ) -> Condition:
@@ -179,23 +160,6 @@ def current_condition(buildrun: BuildRun) -> Condition | None:
     for condition in (buildrun.status.conditions if buildrun.status else None) or []:
         if condition.type == SUCCEEDED_CONDITION:
             return condition
-    return None
-
-
-def effective_timeout_seconds(buildrun: BuildRun) -> float | None:
-    """BuildRun `timeout` ?? the Build's (embedded spec, else the status snapshot) (§7.4)."""
-    embedded = buildrun.spec.build.spec
-    snapshot = buildrun.status.build_spec if buildrun.status else None
-    for text in (
-        buildrun.spec.timeout,
-        embedded.timeout if embedded else None,
-        snapshot.timeout if snapshot else None,
-    ):
-        if text:
-            try:
-                return parse_duration(text)
-            except ValueError:
-                continue
     return None
 
 
@@ -529,7 +493,7 @@ def _decide(
     if failed:
         return _failure(buildrun, pod_name, namespace, status, steps, failed_step, now)
 
-    timeout = effective_timeout_seconds(buildrun)
+    timeout = buildrun_timeout_seconds(buildrun)
     elapsed = elapsed_seconds(buildrun, now)
     if timeout is not None and elapsed is not None and elapsed >= timeout:
         return _Outcome(
@@ -566,7 +530,7 @@ def _failure(
     where_only = FailureDetails(location=location)
 
     if status.get("reason") == "DeadlineExceeded":
-        seconds = effective_timeout_seconds(buildrun)
+        seconds = buildrun_timeout_seconds(buildrun)
         if seconds is None:
             # Whole seconds: the message shows how long the run had, not clock jitter.
             seconds = float(int(elapsed_seconds(buildrun, now, status.get("startTime")) or 0))

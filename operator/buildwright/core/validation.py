@@ -41,21 +41,22 @@ from buildwright.api.v1beta1 import (
     StrategyVolume,
     Trigger,
 )
-from buildwright.core import reasons
+from buildwright.core import preflight, reasons
 from buildwright.core.labels import (
     dns1123_subdomain_errors,
     label_value_errors,
     qualified_name_errors,
 )
 from buildwright.core.parameters import merge_param_values, validate_parameters
+from buildwright.core.quoting import go_quote
 from buildwright.core.reasons import Failure
 
 AnyStrategy = BuildStrategy | ClusterBuildStrategy
 #: A validator bound to its inputs; lists of these run lazily, in order.
 Check = Callable[[], Failure | None]
 
-NAMESPACED_STRATEGY_KIND = "BuildStrategy"
-CLUSTER_STRATEGY_KIND = "ClusterBuildStrategy"
+NAMESPACED_STRATEGY_KIND = preflight.BUILD_STRATEGY
+CLUSTER_STRATEGY_KIND = preflight.CLUSTER_BUILD_STRATEGY
 
 VERIFY_REPOSITORY_ANNOTATION = "build.shipwright.io/verify.repository"
 
@@ -185,27 +186,6 @@ REGISTERED = BuildRegistration(True, reasons.SUCCEEDED, reasons.ALL_VALIDATIONS_
 # Helpers
 
 
-def go_quote(text: str) -> str:
-    """`text` as Go's `%q` prints it (upstream messages quote names that way)."""
-    out = ['"']
-    for char in text:
-        if char in ('"', "\\"):
-            out.append("\\" + char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\r":
-            out.append("\\r")
-        elif not char.isprintable():
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
-
-
 def _last(failures: Iterable[Failure | None]) -> Failure | None:
     """The last failure of checks that all run (upstream overwrites the status each time)."""
     found: Failure | None = None
@@ -232,16 +212,21 @@ def parse_strategy(body: Mapping[str, Any]) -> AnyStrategy:
 
 def strategy_kind(spec: BuildSpec) -> str:
     """The kind of strategy to look up; absent means a namespaced BuildStrategy."""
-    return spec.strategy.kind if spec.strategy.kind is not None else NAMESPACED_STRATEGY_KIND
+    return preflight.strategy_kind(spec.strategy.kind)
 
 
-def _source_secret(spec: BuildSpec) -> str | None:
+def source_secret(spec: BuildSpec) -> str | None:
+    """The Secret the source step uses: the clone secret of a Git source, the pull secret of
+    an OCI artifact, none for a Local source. The source's `type` decides, not which fields
+    are set. An empty name is returned as it is: it names no Secret that can exist."""
     source = spec.source
     if source is None:
         return None
+    if source.type == "Git":
+        return source.git.clone_secret if source.git else None
     if source.type == "OCI":
         return source.oci_artifact.pull_secret if source.oci_artifact else None
-    return source.git.clone_secret if source.git else None
+    return None
 
 
 def referenced_secrets(spec: BuildSpec) -> set[str]:
@@ -250,7 +235,7 @@ def referenced_secrets(spec: BuildSpec) -> set[str]:
     Empty names are left out: no Secret can have one, so the validator reports them missing
     without a lookup.
     """
-    names = {spec.output.push_secret, _source_secret(spec)}
+    names = {spec.output.push_secret, source_secret(spec)}
     return {name for name in names if name}
 
 
@@ -270,6 +255,23 @@ def _classify_git_url(url: str) -> tuple[str, str | None]:
     if re.fullmatch(r"(?:[^@]+@)?[^:\s]+:[^\\].*", url, flags=re.DOTALL):
         return "ssh", None
     return "file", None
+
+
+def probe_unreachable_message(
+    host: str, port: int | None, *, no_such_host: bool, refused: bool, detail: str
+) -> str:
+    """What `repository_probe` holds when the probe found no server: the words of Go's
+    resolver and dialer, which upstream reports (`lookup <host>: no such host`, `connect:
+    connection refused`) and users search for, then the system's own words and what to check."""
+    address = f"{host}:{port}" if port else host
+    if no_such_host:
+        return f"lookup {host}: no such host ({detail}); check the host name in the source URL"
+    if refused:
+        return (
+            f"dial tcp {address}: connect: connection refused; check the host and port in"
+            " the source URL and that the Git server is running"
+        )
+    return f"dial tcp {address}: {detail}; check the source URL and the network to its host"
 
 
 def repository_to_probe(build: Build) -> str | None:
@@ -333,9 +335,9 @@ def validate_secrets(spec: BuildSpec, existing_secrets: frozenset[str]) -> Failu
     wanted: dict[str, str] = {}
     if spec.output.push_secret is not None:
         wanted[spec.output.push_secret] = reasons.SPEC_OUTPUT_SECRET_REF_NOT_FOUND
-    source_secret = _source_secret(spec)
-    if source_secret is not None:
-        wanted[source_secret] = reasons.SPEC_SOURCE_SECRET_REF_NOT_FOUND
+    source = source_secret(spec)
+    if source is not None:
+        wanted[source] = reasons.SPEC_SOURCE_SECRET_REF_NOT_FOUND
     missing = sorted(name for name in wanted if not name or name not in existing_secrets)
     if len(missing) > 1:
         return Failure(
@@ -393,6 +395,8 @@ def validate_strategy(
             f"unknown strategy kind {kind} used, must be one of"
             f" {NAMESPACED_STRATEGY_KIND}, or {CLUSTER_STRATEGY_KIND}",
         )
+    if not name:
+        return preflight.strategy_not_found(kind, name)
     if strategy is None:
         if kind == NAMESPACED_STRATEGY_KIND:
             return Failure(
@@ -741,14 +745,15 @@ def _override_forbidden(field: str) -> Failure:
 def validate_buildrun_fields(spec: BuildRunSpec) -> Failure | None:
     """§3.1 field rules: exactly one of build.name / build.spec, no overrides with a spec."""
     build = spec.build
-    if build.spec is None and build.name is None:
+    # An empty name references nothing (and looking it up would list every Build).
+    if build.spec is None and not build.name:
         return Failure(
             reasons.BUILDRUN_NO_REF_OR_SPEC,
             "no build referenced or specified, either 'buildRef' or 'buildSpec' has to be set",
         )
     if build.spec is None:
         return None
-    if build.name is not None:
+    if build.name:
         return Failure(
             reasons.BUILDRUN_AMBIGUOUS_BUILD,
             "fields 'buildRef' and 'buildSpec' are mutually exclusive",

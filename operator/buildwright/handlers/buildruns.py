@@ -18,6 +18,7 @@ from buildwright.api.v1beta1 import Build, BuildRun, BuildSpec
 from buildwright.core import (
     lifecycle,
     pod,
+    podcheck,
     preflight,
     reasons,
     resolve,
@@ -26,13 +27,17 @@ from buildwright.core import (
     validation,
 )
 from buildwright.core.reasons import Failure
+from buildwright.core.snapshot import bounded_snapshot
 from buildwright.handlers import common
 from buildwright.handlers.context import Context, UnwrittenStart, current
 
 logger = logging.getLogger("buildwright")
 
 GENERATE_SA = ".generate"
-RETRY_AFTER_API_ERROR = timedelta(seconds=5)
+# A BuildRun waiting for its Build's validation looks again after this long (then twice as
+# long, …): its Build's events wake it, this only covers an event it could not see (the
+# Build deleted while the BuildRun was reading it).
+WAIT_FOR_BUILD_RECHECK = timedelta(seconds=10)
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -45,6 +50,10 @@ async def buildrun_event(type: str, body: kopf.Body, **_: Any) -> None:
         ctx.build_waiters.forget((namespace, name))
         ctx.scheduler.cancel((namespace, name), "timeout")
         ctx.scheduler.cancel((namespace, name), "ttl")
+        ctx.scheduler.cancel((namespace, name), "retry")
+        ctx.scheduler.cancel((namespace, name), "wait-build")
+        common.succeeded(ctx, (namespace, name), "retry")
+        common.succeeded(ctx, (namespace, name), "wait-build")
         forget_pending_status(ctx, (namespace, name))
         ctx.forget_lock((namespace, name))
         return
@@ -64,16 +73,28 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> None:
         body = ctx.buildruns.get(namespace, name)
         if body is None:
             return
+        key = (namespace, name)
         try:
             await _reconcile(ctx, body)
-        except kube.TRANSIENT_ERRORS as error:
-            logger.warning("BuildRun %s/%s: %s; retrying", namespace, name, error)
-            ctx.scheduler.at(
-                (namespace, name),
-                "retry",
-                common.now() + RETRY_AFTER_API_ERROR,
-                lambda: reconcile(ctx, namespace, name),
-            )
+        except kube.API_ERRORS as error:
+            # A 404 is raised only by writes (reads answer None): something was deleted
+            # between reading and writing. Gone with the BuildRun: nothing to do (its DELETED
+            # event cleans up); else the next attempt sees the world as it is now.
+            deleted = isinstance(error, kube.ApiError) and error.not_found
+            if deleted and not _exists(ctx, key):
+                return
+            if kube.is_transient(error) or deleted:
+                common.retry_later(
+                    ctx, key, "retry", "BuildRun", error, lambda: reconcile(ctx, namespace, name)
+                )
+            else:
+                common.log_rejected("BuildRun", key, error)
+        else:
+            common.succeeded(ctx, key, "retry")
+
+
+def _exists(ctx: Context, key: tuple[str, str]) -> bool:
+    return ctx.buildruns.get(*key) is not None
 
 
 async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
@@ -117,10 +138,21 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         build = Build.model_validate(build_body) if build_body is not None else None
         outcome = preflight.referenced_build_outcome(build_name, build)
         if outcome == preflight.WAIT:
-            # Not validated yet: the Build's own event will wake this BuildRun up.
+            # Not validated yet: the Build's own events (registered, or deleted) wake this
+            # BuildRun up; a slow re-check covers a deletion seen before the link was made.
             ctx.build_waiters.link((namespace, name), {(namespace, build_name)})
+            attempt = ctx.retry_attempts.get(((namespace, name), "wait-build"), 0)
+            ctx.retry_attempts[((namespace, name), "wait-build")] = attempt + 1
+            ctx.scheduler.at(
+                (namespace, name),
+                "wait-build",
+                common.now() + WAIT_FOR_BUILD_RECHECK * 2 ** min(attempt, 5),
+                lambda: reconcile(ctx, namespace, name),
+            )
             return
         ctx.build_waiters.forget((namespace, name))
+        ctx.scheduler.cancel((namespace, name), "wait-build")
+        common.succeeded(ctx, (namespace, name), "wait-build")
         if isinstance(outcome, Failure):
             await fail(ctx, buildrun, outcome)
             return
@@ -129,17 +161,21 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     else:
         assert buildrun.spec.build.spec is not None
         build_spec = buildrun.spec.build.spec
+    # From here on the run knows what it would build: every outcome, a failure before the
+    # Pod too (ServiceAccountNotFound, a missing strategy…), records it in status.buildSpec.
+    snapshot = build_spec_snapshot(buildrun, build_spec)
 
     if buildrun.spec.state == "BuildRunCanceled":
         await fail(
-            ctx, buildrun, Failure(reasons.BUILDRUN_CANCELED, "the BuildRun is marked canceled.")
-        )
+            ctx, buildrun, Failure(reasons.BUILDRUN_CANCELED, "the BuildRun is marked canceled."),
+            snapshot=snapshot,
+        )  # fmt: skip
         return
 
     strategy_kind = preflight.strategy_kind(build_spec.strategy.kind)
     failure = preflight.unknown_strategy_kind(strategy_kind)
     if failure is not None:
-        await fail(ctx, buildrun, failure)
+        await fail(ctx, buildrun, failure, snapshot=snapshot)
         return
     strategy_body = await common.get_strategy(
         ctx, strategy_kind, namespace, build_spec.strategy.name
@@ -155,13 +191,14 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         )
         failure = validation.validate_embedded_build(build_spec, facts, namespace=namespace)
         if failure is not None:
-            await fail(ctx, buildrun, failure)
+            await fail(ctx, buildrun, failure, snapshot=snapshot)
             return
 
     if strategy_body is None:
         await fail(
-            ctx, buildrun, preflight.strategy_not_found(strategy_kind, build_spec.strategy.name)
-        )
+            ctx, buildrun, preflight.strategy_not_found(strategy_kind, build_spec.strategy.name),
+            snapshot=snapshot,
+        )  # fmt: skip
         return
     strategy = validation.parse_strategy(strategy_body)
 
@@ -170,17 +207,18 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
 
     service_account, docker_secret = await prepare_service_account(ctx, buildrun, build_spec)
     if isinstance(service_account, Failure):
-        await fail(ctx, buildrun, service_account)
+        await fail(ctx, buildrun, service_account, snapshot=snapshot)
         return
 
-    failure = validation.merged_parameter_failure(strategy, build_spec, buildrun.spec) or (
-        validation.validate_buildrun_overrides(buildrun.spec, strategy)
+    failure = (
+        validation.merged_parameter_failure(strategy, build_spec, buildrun.spec)
+        or validation.validate_buildrun_overrides(buildrun.spec, strategy)
+        or podcheck.strategy_steps_failure(step.name for step in strategy.spec.steps)
     )
     if failure is not None:
-        await fail(ctx, buildrun, failure)
+        await fail(ctx, buildrun, failure, snapshot=snapshot)
         return
 
-    effective = resolve.effective_build_spec(build_spec, buildrun.spec)
     build_meta = build.metadata if build is not None else {}
     manifest = pod.render_pod(
         pod.PodInputs(
@@ -195,13 +233,16 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
             forbidden_env_names=ctx.config.forbidden_env or pod.FORBIDDEN_ENV_VAR_NAMES,
         )
     )
+    if not isinstance(manifest, Failure):
+        # What the API server would refuse, said in terms of the objects users wrote.
+        manifest = podcheck.manifest_failure(manifest) or manifest
     if isinstance(manifest, Failure):
-        await fail(ctx, buildrun, manifest)
+        await fail(ctx, buildrun, manifest, snapshot=snapshot)
         return
 
     missing = await missing_volume_sources(ctx, namespace, manifest)
     if missing is not None:
-        await fail(ctx, buildrun, missing)
+        await fail(ctx, buildrun, missing, snapshot=snapshot)
         return
 
     # The Pod first, then one status write with the snapshot, the executor and the condition
@@ -210,20 +251,48 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     # executor, starts again and takes the existing Pod as its own.
     pod_name = manifest["metadata"]["name"]
     build_pod = await create_pod(ctx, namespace, manifest)
+    if isinstance(build_pod, Failure):
+        await fail(ctx, buildrun, build_pod, snapshot=snapshot)
+        return
     logger.info("BuildRun %s/%s: created Pod %s", namespace, name, pod_name)
     update = status.status_from_pod(buildrun, build_pod, common.now())
     if update.stop_pod and not status.pod_finished(build_pod):
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
     if not update.terminal:
         schedule_timeout(ctx, buildrun)
-    await write_status(ctx, buildrun, update, snapshot=effective.to_wire())
+    await write_status(ctx, buildrun, update, snapshot=snapshot)
 
 
-async def create_pod(ctx: Context, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Create the build Pod; one that already exists (same deterministic name) is ours."""
+def build_spec_snapshot(buildrun: BuildRun, build_spec: BuildSpec) -> dict[str, Any]:
+    """status.buildSpec: the effective spec, with long strings cut so that it always fits."""
+    effective = resolve.effective_build_spec(build_spec, buildrun.spec)
+    bounded, cut = bounded_snapshot(effective.to_wire())
+    if cut:
+        meta = buildrun.metadata
+        logger.info(
+            "BuildRun %s/%s: status.buildSpec shortened to fit, cut: %s%s",
+            meta["namespace"], meta["name"], ", ".join(cut[:10]),
+            f" and {len(cut) - 10} more" if len(cut) > 10 else "",
+        )  # fmt: skip
+    return bounded
+
+
+async def create_pod(
+    ctx: Context, namespace: str, manifest: dict[str, Any]
+) -> dict[str, Any] | Failure:
+    """Create the build Pod; one that already exists (same deterministic name) is ours. A Pod
+    the API server refuses for good (invalid, forbidden) is the PodCreationFailed failure."""
     try:
         created = await ctx.kube.create(kube.PODS, namespace, manifest)
     except kube.ApiError as error:
+        if lifecycle.quota_exceeded(error.status, error.message):
+            # Quota frees up as other Pods end: retried with backoff, like throttling.
+            raise kube.ApiError(429, "ExceededResourceQuota", error.message) from error
+        rejection = lifecycle.pod_rejection(
+            manifest["metadata"]["name"], 413 if error.too_large else error.status, error.message
+        )
+        if rejection is not None:
+            return rejection
         if not error.conflict:
             raise
         name = manifest["metadata"]["name"]
@@ -321,13 +390,18 @@ async def missing_volume_sources(
     return None
 
 
-async def fail(ctx: Context, buildrun: BuildRun, failure: Failure) -> None:
-    """End the BuildRun: condition False with the reason, completionTime now."""
+async def fail(
+    ctx: Context, buildrun: BuildRun, failure: Failure, *, snapshot: dict[str, Any] | None = None
+) -> None:
+    """End the BuildRun: condition False with the reason, completionTime now, and the build
+    spec `snapshot` when the run got that far."""
     meta = buildrun.metadata
     current_status = buildrun.status.to_wire() if buildrun.status else {}
     patch = status.status_patch(current_status, lifecycle.failure_status(failure, common.now()))
     if patch is None:
         return
+    if snapshot is not None:
+        patch["buildSpec"] = snapshot
     updated = await ctx.kube.merge_patch(
         kube.BUILDRUNS, meta["namespace"], meta["name"], {"status": patch}, status=True
     )
@@ -389,7 +463,7 @@ async def log_tail(ctx: Context, namespace: str, pod_name: str, container: str) 
             namespace, pod_name, container,
             lines=status.LOG_TAIL_LINES, limit_bytes=status.LOG_TAIL_BYTES,
         )  # fmt: skip
-    except kube.TRANSIENT_ERRORS as error:
+    except kube.API_ERRORS as error:
         logger.info(
             "BuildRun in %s: no log tail of %s/%s for the failure message: %s",
             namespace, pod_name, container, error,

@@ -7,7 +7,6 @@ generation changes and Secret events) also when a referenced strategy appears or
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -21,23 +20,26 @@ from buildwright.handlers import common
 from buildwright.handlers.context import Context, current
 
 logger = logging.getLogger("buildwright")
-RETRY_AFTER_API_ERROR = timedelta(seconds=5)
+PROBE_TIMEOUT_SECONDS = 15.0
 
 
 @kopf.on.event("shipwright.io", "v1beta1", "builds")
 async def build_event(type: str, body: kopf.Body, **_: Any) -> None:
     ctx = current()
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    from buildwright.handlers.buildruns import reconcile_later
+
     if type == "DELETED":
         ctx.builds.drop(namespace, name)
         ctx.secret_dependents.forget((namespace, name))
         ctx.strategy_dependents.forget((namespace, name))
-        return
-    ctx.builds.put(dict(body))
-    await register_or_retry(ctx, namespace, name)
-    # BuildRuns that waited for this Build to be validated can go on now.
-    from buildwright.handlers.buildruns import reconcile_later
-
+        ctx.scheduler.cancel((namespace, name), "register")
+        common.succeeded(ctx, (namespace, name), "register")
+    else:
+        ctx.builds.put(dict(body))
+        await register_or_retry(ctx, namespace, name)
+    # BuildRuns that waited for this Build to be validated go on now: with its registration,
+    # or, when it was deleted before that, to BuildNotFound.
     for waiter in ctx.build_waiters.of((namespace, name)):
         reconcile_later(ctx, *waiter)
 
@@ -47,7 +49,9 @@ async def probe_repository(url: str) -> str | None:
     probe = url.rstrip("/") + "/info/refs?service=git-upload-pack"
     try:
         async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+            aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS)
+            ) as session,
             session.get(probe, allow_redirects=True) as response,
         ):
             if response.status in (401, 403, 404):
@@ -55,22 +59,41 @@ async def probe_repository(url: str) -> str | None:
             if response.status >= 400:
                 return f"remote answered HTTP {response.status}"
             return None
-    except (aiohttp.ClientError, TimeoutError) as error:
-        return str(error) or type(error).__name__
+    except aiohttp.ClientConnectorError as error:
+        cause = error.os_error
+        return validation.probe_unreachable_message(
+            error.host,
+            error.port,
+            no_such_host=isinstance(error, aiohttp.ClientConnectorDNSError),
+            refused=isinstance(cause, ConnectionRefusedError),
+            detail=cause.strerror or str(cause),
+        )
+    except TimeoutError:
+        return f"{url}: no answer within {PROBE_TIMEOUT_SECONDS:.0f}s; check the source URL"
+    except aiohttp.ClientError as error:
+        return f"{url}: {error or type(error).__name__}"
 
 
 async def register_or_retry(ctx: Context, namespace: str, name: str) -> None:
-    """Validate the Build; on a transient API failure try again a little later."""
+    """Validate the Build; after a transient API failure try again later (with backoff). An
+    answer that will not change on retry is logged and left until the Build changes."""
+    key = (namespace, name)
     try:
         await register(ctx, namespace, name)
-    except kube.TRANSIENT_ERRORS as error:
-        logger.warning("Build %s/%s: %s; retrying", namespace, name, error)
-        ctx.scheduler.at(
-            (namespace, name),
-            "register",
-            common.now() + RETRY_AFTER_API_ERROR,
-            lambda: register_or_retry(ctx, namespace, name),
+    except kube.API_ERRORS as error:
+        if isinstance(error, kube.ApiError) and error.not_found:
+            # Only writes raise it (reads answer None): the Build, or a BuildRun it owns, was
+            # deleted meanwhile. Its own event tells what there is left to do.
+            logger.info("Build %s/%s: %s (deleted meanwhile)", namespace, name, error)
+            return
+        if not kube.is_transient(error):
+            common.log_rejected("Build", key, error)
+            return
+        common.retry_later(
+            ctx, key, "register", "Build", error, lambda: register_or_retry(ctx, namespace, name)
         )
+    else:
+        common.succeeded(ctx, key, "register")
 
 
 async def register(ctx: Context, namespace: str, name: str) -> None:
@@ -106,7 +129,10 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
         forbidden_env=ctx.config.forbidden_env,
     )
     outcome = validation.validate_build(build, facts)
-    await sync_buildrun_owners(ctx, build)
+    if validation.validate_build_name(name) is None:
+        # A name that is no label value cannot select BuildRuns (the API answers 400), and
+        # no BuildRun can carry it as its label: there is nothing to own.
+        await sync_buildrun_owners(ctx, build)
     from buildwright.handlers.buildruns import enforce_limits
 
     await enforce_limits(ctx, namespace, name)  # limits apply at once to existing runs

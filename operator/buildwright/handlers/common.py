@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from buildwright import kube
@@ -21,6 +22,47 @@ def now() -> datetime:
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Backoff of retries after transient API errors: 1 s, 2 s, 4 s, … up to 5 minutes.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 300.0
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """The wait before retry number `attempt` (0 for the first)."""
+    return timedelta(seconds=min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** min(attempt, 20)))
+
+
+def retry_later(
+    ctx: Context,
+    key: tuple[str, str],
+    purpose: str,
+    what: str,
+    error: BaseException,
+    callback: Callable[[], Awaitable[None]],
+) -> None:
+    """After a transient API error: call `callback` again, later each time in a row."""
+    attempt = ctx.retry_attempts.get((key, purpose), 0)
+    ctx.retry_attempts[(key, purpose)] = attempt + 1
+    delay = retry_delay(attempt)
+    logger.warning("%s %s/%s: %s; retrying in %.0fs", what, *key, error, delay.total_seconds())
+    ctx.scheduler.at(key, purpose, now() + delay, callback)
+
+
+def succeeded(ctx: Context, key: tuple[str, str], purpose: str) -> None:
+    """The next transient error of (key, purpose) starts the backoff afresh."""
+    ctx.retry_attempts.pop((key, purpose), None)
+
+
+def log_rejected(what: str, key: tuple[str, str], error: BaseException) -> None:
+    """An API answer that will not change on retry and names no reason on the object: said
+    once, with what to change, and not retried (the object's next change runs it again)."""
+    hint = {
+        403: "grant the operator's ServiceAccount this permission (deploy/ holds its RBAC)",
+        404: "create the object it names",
+    }.get(getattr(error, "status", 0), "change the object so that the request is valid")
+    logger.error("%s %s/%s: the API server refused: %s; not retried: %s", what, *key, error, hint)
 
 
 async def cached_get(
@@ -138,6 +180,7 @@ async def post_event(
         "count": 1,
     }
     try:
-        await ctx.kube.create(kube.EVENTS, meta["namespace"], event)
-    except kube.ApiError as error:  # an Event is a courtesy; never fail a reconcile for it
+        manager = kube.BUILD_CONTROLLER if body.get("kind") == "Build" else None
+        await ctx.kube.create(kube.EVENTS, meta["namespace"], event, manager=manager)
+    except kube.API_ERRORS as error:  # an Event is a courtesy; never fail a reconcile for it
         logger.warning("could not post event %s on %s: %s", reason, meta["name"], error)

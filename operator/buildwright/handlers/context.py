@@ -90,6 +90,8 @@ class Context:
     pod_informer: Any = None
     reconcile_queue: Any = None
     unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
+    # (object, purpose) → transient failures in a row, for the backoff of `common.retry_later`.
+    retry_attempts: dict[tuple[Key, str], int] = field(default_factory=dict)
     _locks: defaultdict[Key, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )

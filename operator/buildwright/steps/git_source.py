@@ -293,14 +293,47 @@ _UNREACHABLE = ("could not resolve host", "connection refused", "connection time
                 "name or service not known", "operation timed out")
 
 
+_DNS_FAILURES = ("could not resolve host", "could not resolve hostname",
+                 "name or service not known", "temporary failure in name resolution")
+
+
 def _summary(output: str) -> str:
-    """The line of Git's output that best says what went wrong, without its prefix."""
+    """What Git said went wrong: its last `fatal:`/`error:` line without the prefix, with the
+    lines that continue it (git prints the cause of `unable to connect to host:` on the next
+    line: `host[0: 1.2.3.4]: errno=Connection refused`)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    for line in reversed(lines):
-        lowered = line.lower()
+    for index in range(len(lines) - 1, -1, -1):
+        lowered = lines[index].lower()
         if lowered.startswith(("fatal:", "error:")):
-            return line.split(":", 1)[1].strip()
+            continued = [
+                line for line in lines[index + 1 :]
+                if not line.lower().startswith(("hint:", "warning:"))
+            ]  # fmt: skip
+            return " ".join([lines[index].split(":", 1)[1].strip(), *continued])
     return lines[-1] if lines else "no output"
+
+
+def _unreachable_message(where: str, stderr: str) -> str:
+    """Git could not reach the server: its own words, with "no such host" for a name that
+    does not resolve (the words upstream reports and users search for), and what to check."""
+    summary = _summary(stderr)
+    if not any(marker in summary.lower() for marker in _UNREACHABLE):
+        # The cause came before git's last word (ssh prints it, then git gives up).
+        causes = [
+            line.strip() for line in stderr.splitlines()
+            if any(marker in line.lower() for marker in _UNREACHABLE)
+        ]  # fmt: skip
+        summary = causes[0] if causes else summary
+    summary = scrub_url(summary)
+    if any(marker in stderr.lower() for marker in _DNS_FAILURES):
+        return (
+            f"cannot reach {where}: no such host ({summary}); check the host name in the"
+            " source URL"
+        )
+    return (
+        f"cannot reach {where}: {summary}; check the host and port in the source URL and"
+        " that the Git server is running"
+    )
 
 
 def classify_git_error(
@@ -352,7 +385,7 @@ def classify_git_error(
             "source's revision",
         )
     if any(marker in text for marker in _UNREACHABLE):
-        return GIT_ERROR, f"cannot reach {where}: {scrub_url(_summary(stderr))}"
+        return GIT_ERROR, _unreachable_message(where, stderr)
     if is_ssh_url(url) and "could not read from remote repository" in text:
         return (
             GIT_AUTH_INVALID_KEY,
