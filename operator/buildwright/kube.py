@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import kopf
+import yarl
 
 GROUP_VERSION = "shipwright.io/v1beta1"
 FIELD_MANAGER = "buildwright"
@@ -39,10 +40,34 @@ class ApiError(Exception):
     def conflict(self) -> bool:
         return self.status == 409
 
+    @property
+    def invalid(self) -> bool:
+        """The request itself was refused (400 Bad Request, 422 Invalid): the same request
+        will be refused again, so it is not retried."""
+        return self.status in (400, 422)
+
 
 # What a reconcile retries after a delay instead of giving up: answers of the API server
 # (conflicts, throttling, unavailability) and broken connections.
 TRANSIENT_ERRORS = (ApiError, aiohttp.ClientError, TimeoutError)
+
+
+class InvalidPathSegment(ValueError):
+    """A namespace, name or subresource that no object can have was about to enter a path."""
+
+
+def _segment(value: str) -> str:
+    """`value` as exactly one path segment.
+
+    Everything is percent-escaped (`safe=""`: `/`, `?`, `#` and `%` too), and the values the
+    apiserver refuses as names anyway (`.`, `..`, anything with `/` or `%`) are refused here:
+    the apiserver decodes `%2F` before it splits a path, so escaping alone would not keep
+    `..%2F..%2Fvictim` in its segment. Callers check names first (`core.references`); this
+    is the last line.
+    """
+    if value in (".", "..") or "/" in value or "%" in value:
+        raise InvalidPathSegment(f"{value!r} cannot be a path segment of the API")
+    return quote(value, safe="")
 
 
 @dataclass(frozen=True)
@@ -56,12 +81,12 @@ class Resource:
     def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
         base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
         if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace)}"
+            base += f"/namespaces/{_segment(namespace)}"
         base += f"/{self.plural}"
         if name:
-            base += f"/{quote(name)}"
+            base += f"/{_segment(name)}"
         if sub:
-            base += f"/{sub}"
+            base += f"/{_segment(sub)}"
         return base
 
 
@@ -153,7 +178,7 @@ class Kube:
             url += "?" + urlencode(params)
         data = None if body is None else json.dumps(body)
         async with self._session.request(
-            method, url, data=data, headers={"Content-Type": content_type}
+            method, yarl.URL(url, encoded=True), data=data, headers={"Content-Type": content_type}
         ) as response:
             text = await response.text()
             if response.status >= 400:
@@ -201,7 +226,7 @@ class Kube:
         url = self._server + resource.path(namespace) + "?" + urlencode(params)
         seconds = float(params.get("timeoutSeconds", "300"))
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=seconds + 30)
-        async with self._streams.get(url, timeout=timeout) as response:
+        async with self._streams.get(yarl.URL(url, encoded=True), timeout=timeout) as response:
             if response.status >= 400:
                 text = await response.text()
                 raise ApiError(response.status, response.reason or "", text[:500])

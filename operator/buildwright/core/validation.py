@@ -41,7 +41,7 @@ from buildwright.api.v1beta1 import (
     StrategyVolume,
     Trigger,
 )
-from buildwright.core import reasons
+from buildwright.core import reasons, references
 from buildwright.core.labels import (
     dns1123_subdomain_errors,
     label_value_errors,
@@ -711,6 +711,7 @@ def validate_build(build: Build, facts: BuildFacts) -> BuildRegistration:
         lambda: validate_source_url(build, facts.repository_probe),
         lambda: validate_secrets(spec, facts.existing_secrets),
         lambda: validate_strategy(spec, namespace, facts.strategy),
+        lambda: references.invalid_pod_reference(references.pod_references(spec)),
         # #5 source: a mismatch sets no reason upstream, so it cannot stop registration.
         lambda: validate_output(spec),
         lambda: validate_build_name(name),
@@ -789,6 +790,9 @@ def validate_buildrun_request(
     fields = validate_buildrun_fields(buildrun.spec)
     if fields is not None:
         return fields
+    invalid = references.invalid_pod_reference(references.pod_references(buildrun.spec))
+    if invalid is not None:
+        return invalid
     forbidden = forbidden_env_names(forbidden_env)
     for var in buildrun.spec.env or ():
         if var.name in forbidden:
@@ -815,6 +819,7 @@ def validate_embedded_build(
         [
             validate_secrets(spec, facts.existing_secrets),
             validate_strategy(spec, namespace, facts.strategy),
+            references.invalid_pod_reference(references.pod_references(spec)),
         ]
     )
     mismatch = source_mismatch(spec)

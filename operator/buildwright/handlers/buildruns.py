@@ -209,7 +209,14 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     # Pod's name is deterministic: should we crash in between, the next reconcile finds no
     # executor, starts again and takes the existing Pod as its own.
     pod_name = manifest["metadata"]["name"]
-    build_pod = await create_pod(ctx, namespace, manifest)
+    try:
+        build_pod = await create_pod(ctx, namespace, manifest)
+    except kube.ApiError as error:
+        if not error.invalid:
+            raise
+        refused = f"the apiserver refused the build Pod: {error.message}"
+        await fail(ctx, buildrun, Failure(reasons.TASKRUN_GENERATION_FAILED, refused))
+        return
     logger.info("BuildRun %s/%s: created Pod %s", namespace, name, pod_name)
     update = status.status_from_pod(buildrun, build_pod, common.now())
     if update.stop_pod and not status.pod_finished(build_pod):
@@ -315,7 +322,7 @@ async def missing_volume_sources(
         if kind == "secrets":
             found = await common.get_secret(ctx, namespace, ref_name)
         else:
-            found = await ctx.kube.get(kube.CONFIGMAPS, namespace, ref_name)
+            found = await common.get_configmap(ctx, namespace, ref_name)
         if found is None:
             return Failure(reasons.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
     return None

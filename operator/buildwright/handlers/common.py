@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from buildwright import kube
+from buildwright.core import references
 from buildwright.core.preflight import CLUSTER_BUILD_STRATEGY
 from buildwright.handlers.context import Context
 from buildwright.state import Store
@@ -26,6 +27,13 @@ def rfc3339(moment: datetime) -> str:
 async def cached_get(
     ctx: Context, store: Store, resource: kube.Resource, namespace: str, name: str
 ) -> dict[str, Any] | None:
+    """The object from the store, else from the API; None when it does not exist.
+
+    Every lookup by a name taken from a user's object goes through here or the getters below:
+    a name no object can have (`core.references`) is "not found" without a request, so it
+    never reaches an API path."""
+    if not references.can_exist(name):
+        return None
     body = store.get(namespace, name)
     if body is not None:
         return body
@@ -33,6 +41,12 @@ async def cached_get(
     if body is not None:
         store.put(body)
     return body
+
+
+async def get_configmap(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
+    if not references.can_exist(name):
+        return None
+    return await ctx.kube.get(kube.CONFIGMAPS, namespace, name)
 
 
 async def get_strategy(ctx: Context, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -43,6 +57,8 @@ async def get_strategy(ctx: Context, kind: str, namespace: str, name: str) -> di
 
 async def get_secret(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
     """The Secret's summary: from the watch's record, else (a miss is not trusted) the API."""
+    if not references.can_exist(name):
+        return None
     summary = ctx.secrets.get(namespace, name)
     if summary is not None:
         return summary
@@ -70,6 +86,8 @@ ACCOUNT_TTL_SECONDS = 1.0
 
 async def get_account(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
     """A ServiceAccount (None when absent), read at most once per ACCOUNT_TTL_SECONDS."""
+    if not references.can_exist(name):
+        return None
     cached = fresh_account(ctx, namespace, name)
     if cached is not None:
         return cached[0]

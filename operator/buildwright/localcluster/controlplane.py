@@ -182,8 +182,12 @@ class ControlPlane:
         *,
         startup_timeout: float = 90.0,
         extra_apiserver_args: Sequence[str] = (),
+        audit_policy: str | None = None,
     ) -> None:
         self._binaries_dir = binaries_dir
+        # An audit policy (YAML) makes the apiserver log the requests it selects as JSON lines
+        # at `audit_log_path`: tests read there which paths a client really asked for.
+        self._audit_policy = audit_policy
         self._startup_timeout = startup_timeout
         self._extra_apiserver_args = tuple(extra_apiserver_args)
         self._children: list[_Child] = []
@@ -224,6 +228,11 @@ class ControlPlane:
     def service_account_key_path(self) -> Path:
         """The private key that signs service-account tokens."""
         return self._dir() / "pki" / "sa.key"
+
+    @property
+    def audit_log_path(self) -> Path:
+        """The apiserver's audit log (only written when started with an `audit_policy`)."""
+        return self._dir() / "audit.log"
 
     @property
     def pids(self) -> list[int]:
@@ -423,6 +432,12 @@ class ControlPlane:
         port = free_port()
         pki = self._dir() / "pki"
         self._server_url = f"https://127.0.0.1:{port}"
+        audit: list[str] = []
+        if self._audit_policy is not None:
+            policy = self._dir() / "audit-policy.yaml"
+            policy.write_text(self._audit_policy)
+            audit = [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log_path}",
+                     "--audit-log-format=json", "--audit-log-mode=blocking"]  # fmt: skip
         child = self._spawn(
             "kube-apiserver",
             [
@@ -443,6 +458,7 @@ class ControlPlane:
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",
+                *audit,
                 *self._extra_apiserver_args,
             ],
         )

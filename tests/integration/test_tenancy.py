@@ -1,0 +1,154 @@
+"""No tenant reaches past its namespace (issue 15), tried against the real apiserver.
+
+A tenant in namespace `attacker` writes names meant to walk out of it into every field that
+names another object. Each ends in a named reason, and the apiserver's audit log shows that
+the operator asked for nothing in the victim's namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from buildwright.localcluster.controlplane import ControlPlane
+from tests.integration.harness import GROUP, VERSION, Cluster, book_build, buildrun
+
+SECRET_DATA = "tenancy-" + uuid.uuid4().hex  # must never show up anywhere
+
+
+@pytest.fixture
+def victim(core_v1: client.CoreV1Api, custom_objects: client.CustomObjectsApi) -> Iterator[str]:
+    """A second namespace holding a strategy with an env value and a Secret worth stealing."""
+    name = f"victim-{uuid.uuid4().hex[:8]}"
+    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core_v1.create_namespaced_secret(name, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="topsecret"), string_data={"token": SECRET_DATA},
+    ))  # fmt: skip
+    custom_objects.create_namespaced_custom_object(GROUP, VERSION, name, "buildstrategies", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildStrategy",
+        "metadata": {"name": "vstrat"},
+        "spec": {"steps": [{
+            "name": "build", "image": "busybox:1.36", "command": ["true"],
+            "env": [{"name": "VICTIM_TOKEN", "value": SECRET_DATA}],
+        }]},
+    })  # fmt: skip
+    try:
+        yield name
+    finally:
+        core_v1.delete_namespace(name)
+
+
+def operator_reads(control_plane: ControlPlane) -> list[dict[str, Any]]:
+    """The read requests the operator (its own client or kopf's) made, from the audit log."""
+    events = []
+    for line in control_plane.audit_log_path.read_text().splitlines():
+        event = json.loads(line)
+        if str(event.get("userAgent", "")).startswith(("buildwright", "kopf")):
+            events.append(event)
+    return events
+
+
+def strategy(kind: str, name: str) -> dict[str, str]:
+    return {"kind": kind, "name": name}
+
+
+def test_traversal_names_end_in_named_reasons_and_read_nothing_outside(
+    cluster: Cluster, victim: str, control_plane: ControlPlane
+) -> None:
+    ns = cluster.namespace
+    cluster.push_secret()
+    vstrat = f"../../{victim}/buildstrategies/vstrat"
+    stolen = f"../../{victim}/secrets/topsecret"
+    env_ref = {"secretKeyRef": {"name": f"../{victim}", "key": "token"}}
+    topsecret = f"../../../../api/v1/namespaces/{victim}/secrets/topsecret"
+
+    cases: dict[str, tuple[dict[str, Any], str, str]] = {
+        "ns-strategy": (
+            {"strategy": strategy("BuildStrategy", vstrat)},
+            "BuildStrategyNotFound", f"buildStrategy {vstrat} does not exist in namespace {ns}",
+        ),
+        "cluster-strategy": (
+            {"strategy": strategy("ClusterBuildStrategy", topsecret)},
+            "ClusterBuildStrategyNotFound", f"clusterBuildStrategy {topsecret} does not exist",
+        ),
+        "push-secret": (
+            {"output": {"image": "registry.example.com/x", "pushSecret": stolen}},
+            "SpecOutputSecretRefNotFound", f"referenced secret {stolen} not found",
+        ),
+        "percent": (
+            {"strategy": strategy("ClusterBuildStrategy", "kaniko%2F..%2F50%")},
+            "ClusterBuildStrategyNotFound", "clusterBuildStrategy kaniko%2F..%2F50% does not exist",
+        ),
+        "env-secret": (
+            {"env": [{"name": "T", "valueFrom": env_ref}]},
+            "ReferenceNameInvalid",
+            f'spec.env[0].valueFrom.secretKeyRef.name: invalid name "../{victim}": ',
+        ),
+    }  # fmt: skip
+    for name, (spec, _, _) in cases.items():
+        body = book_build(name, **spec)
+        cluster.create("builds", body)
+    for name, (_, reason, message) in cases.items():
+        status = cluster.wait_build(name, "False")
+        assert status["reason"] == reason and status["message"].startswith(message), name
+
+    # BuildRuns: a Build name, a strategy of an embedded spec and a service account that walk.
+    cluster.create("builds", book_build("good"))
+    cluster.wait_build("good", "True")
+    account = f"../../{victim}/serviceaccounts/default"
+    runs = {
+        "build-name": (buildrun(f"../../{victim}/builds/x"), "BuildNotFound",
+                       f'build.shipwright.io "../../{victim}/builds/x" not found'),
+        "embedded-strategy": (
+            {**buildrun(), "spec": {"build": {"spec": book_build(
+                strategy={"kind": "BuildStrategy", "name": vstrat})["spec"]}}},
+            "BuildRegistrationFailed", f"buildStrategy {vstrat} does not exist in namespace {ns}",
+        ),
+        "service-account": (buildrun("good", serviceAccount=account), "ServiceAccountNotFound",
+                            f"service account {account} not found"),
+        "percent-build": (buildrun("50%25"), "BuildNotFound",
+                          'build.shipwright.io "50%25" not found'),
+    }  # fmt: skip
+    created = {case: cluster.create("buildruns", body)["metadata"]["name"]
+               for case, (body, _, _) in runs.items()}  # fmt: skip
+    for case, (_, reason, message) in runs.items():
+        cluster.wait_buildrun(created[case], "False", reason)
+        condition = cluster.condition(created[case])
+        assert condition is not None and condition["message"] == message, case
+    assert cluster.pods() == []
+
+    # Nothing of the victim was asked for, and nothing of its data reached the operator's log.
+    reads = operator_reads(control_plane)
+    assert reads, "the audit log recorded no request of the operator"
+    outside = [e["requestURI"] for e in reads if victim in e["requestURI"]]
+    assert outside == []
+    invalid = [e["requestURI"] for e in reads if e.get("responseStatus", {}).get("code") == 400]
+    assert invalid == []
+    assert SECRET_DATA not in cluster.operator.log_path.read_text(errors="replace")
+
+
+def test_a_percent_name_is_answered_at_once_not_retried(cluster: Cluster) -> None:
+    """A name with `%` used to reach the API, be answered 400 and be retried forever."""
+    cluster.push_secret()
+    cluster.create("builds", book_build("pct", strategy=strategy("BuildStrategy", "100%")))
+    status = cluster.wait_build("pct", "False")
+    assert status["reason"] == "BuildStrategyNotFound"
+    log = cluster.operator.log_path.read_text(errors="replace")
+    assert f"Build {cluster.namespace}/pct: " not in log  # no "...; retrying" line
+
+
+def test_own_namespace_lookups_still_work(cluster: Cluster) -> None:
+    """The same fields with ordinary names find the tenant's own objects."""
+    cluster.create("buildstrategies", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildStrategy",
+        "metadata": {"name": "mine"},
+        "spec": {"steps": [{"name": "build", "image": "busybox:1.36", "command": ["true"]}]},
+    })  # fmt: skip
+    cluster.push_secret()
+    cluster.create("builds", book_build("own", strategy=strategy("BuildStrategy", "mine")))
+    cluster.wait_build("own", "True")
