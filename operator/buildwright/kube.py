@@ -47,6 +47,12 @@ class ApiError(Exception):
         return self.status in (400, 422)
 
 
+# Answers as metadata only (`PartialObjectMetadata`): what the operator reads of Secrets, so
+# their data never reaches it. Lists answer a PartialObjectMetadataList; watch events carry
+# one PartialObjectMetadata each.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
 # What a reconcile retries after a delay instead of giving up: answers of the API server
 # (conflicts, throttling, unavailability) and broken connections.
 TRANSIENT_ERRORS = (ApiError, aiohttp.ClientError, TimeoutError)
@@ -172,13 +178,17 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
+        accept: str | None = None,
     ) -> Any:
         url = self._server + path
         if params:
             url += "?" + urlencode(params)
         data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type}
+        if accept:
+            headers["Accept"] = accept
         async with self._session.request(
-            method, yarl.URL(url, encoded=True), data=data, headers={"Content-Type": content_type}
+            method, yarl.URL(url, encoded=True), data=data, headers=headers
         ) as response:
             text = await response.text()
             if response.status >= 400:
@@ -212,24 +222,48 @@ class Kube:
         return items
 
     async def list_page(
-        self, resource: Resource, namespace: str | None, params: Mapping[str, str]
+        self,
+        resource: Resource,
+        namespace: str | None,
+        params: Mapping[str, str],
+        *,
+        metadata_only: bool = False,
     ) -> dict[str, Any]:
-        """One page of a list (`limit`/`continue` in `params`), as the API answers it."""
-        result: dict[str, Any] = await self._request("GET", resource.path(namespace), params=params)
+        """One page of a list (`limit`/`continue` in `params`), as the API answers it;
+        with `metadata_only`, a PartialObjectMetadataList (no spec, data or status)."""
+        accept = METADATA_LIST if metadata_only else None
+        result: dict[str, Any] = await self._request(
+            "GET", resource.path(namespace), params=params, accept=accept
+        )
         return result
 
     async def watch(
-        self, resource: Resource, namespace: str | None, params: Mapping[str, str]
+        self,
+        resource: Resource,
+        namespace: str | None,
+        params: Mapping[str, str],
+        *,
+        metadata_only: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
         """The events of a watch (`watch=true` and its options in `params`) until the server
-        ends it; an error answer raises ApiError."""
+        ends it; an error answer raises ApiError. With `metadata_only`, each event's object
+        is a PartialObjectMetadata."""
         url = self._server + resource.path(namespace) + "?" + urlencode(params)
         seconds = float(params.get("timeoutSeconds", "300"))
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=seconds + 30)
-        async with self._streams.get(yarl.URL(url, encoded=True), timeout=timeout) as response:
+        headers = {"Accept": METADATA} if metadata_only else None
+        async with self._streams.get(
+            yarl.URL(url, encoded=True), timeout=timeout, headers=headers
+        ) as response:
             if response.status >= 400:
                 text = await response.text()
-                raise ApiError(response.status, response.reason or "", text[:500])
+                try:
+                    status = json.loads(text)
+                    raise ApiError(
+                        response.status, status.get("reason", ""), status.get("message", "")
+                    )
+                except json.JSONDecodeError:
+                    raise ApiError(response.status, response.reason or "", text[:500]) from None
             # Split lines ourselves: StreamReader's line reading refuses lines over 128 KB.
             pending = b""
             async for chunk in response.content.iter_any():

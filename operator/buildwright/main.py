@@ -16,8 +16,9 @@ from typing import Any
 import kopf
 
 from buildwright import informer, memory
-from buildwright.handlers import buildruns, context
+from buildwright.handlers import buildruns, common, context, watches
 from buildwright.kube import Kube
+from buildwright.state import Key
 
 logger = logging.getLogger("buildwright")
 
@@ -100,8 +101,20 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         kube, ctx.pods, ctx.reconcile_queue.add, namespaces=list(NAMESPACES)
     )
     ctx.pod_informer.start()
+    ctx.secret_informers = [
+        informer.SecretInformer(kube, ctx.secrets, watches.secret_appeared_or_went,
+                                namespaces=list(NAMESPACES)),
+        informer.SecretInformer(kube, ctx.docker_secrets, _ignore, namespaces=list(NAMESPACES),
+                                field_selector=f"type={common.DOCKER_CONFIG_TYPE}"),
+    ]  # fmt: skip
+    for secret_informer in ctx.secret_informers:
+        secret_informer.start()
     memory.start_trimming()
     logger.info("buildwright started; step image %s", ctx.config.step_image)
+
+
+async def _ignore(_: Key) -> None:
+    """Docker-config Secrets matter when a BuildRun starts; their arrival wakes nothing."""
 
 
 @kopf.on.cleanup()
@@ -109,6 +122,8 @@ async def cleanup(**_: Any) -> None:
     ctx = context.current()
     if ctx.pod_informer is not None:
         await ctx.pod_informer.stop()
+    for secret_informer in ctx.secret_informers:
+        await secret_informer.stop()
     if ctx.reconcile_queue is not None:
         await ctx.reconcile_queue.stop()
     await ctx.scheduler.stop()

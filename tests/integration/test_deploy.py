@@ -220,7 +220,8 @@ def can(api_client: client.ApiClient, verb: str, group: str, resource: str,
         ("watch", "shipwright.io", "buildruns", ""),
         ("patch", "shipwright.io", "buildruns/status", ""),
         ("create", "", "pods", ""),
-        ("get", "", "secrets", ""),
+        ("list", "", "secrets", ""),
+        ("watch", "", "secrets", ""),
         ("patch", "apiextensions.k8s.io", "customresourcedefinitions", "builds.shipwright.io"),
     ],
 )
@@ -234,6 +235,7 @@ def test_service_account_may_do_what_the_operator_does(
 @pytest.mark.parametrize(
     ("verb", "group", "resource", "name"),
     [
+        ("get", "", "secrets", ""),
         ("create", "", "secrets", ""),
         ("update", "", "secrets", ""),
         ("delete", "", "secrets", ""),

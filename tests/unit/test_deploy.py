@@ -50,7 +50,7 @@ EXPECTED_GRANTS: set[Grant] = (
     | _grants("shipwright.io", ["builds/status", "buildruns/status"], ["patch"])
     | _grants("shipwright.io", ["buildruns"], ["patch", "delete"])
     | _grants("", ["pods"], ["get", "list", "watch", "create", "delete"])
-    | _grants("", ["secrets"], ["get", "list", "watch"])
+    | _grants("", ["secrets"], ["list", "watch"])  # as metadata only; no get
     | _grants("", ["configmaps"], ["get"])
     | _grants("", ["serviceaccounts"], ["get", "create", "patch", "delete"])
     | _grants("", ["events"], ["create"])
@@ -161,6 +161,24 @@ def test_cluster_role_grants_exactly_the_calls_the_operator_makes(
     grants = granted(one(rendered, "ClusterRole", "buildwright"))
     assert sorted(grants - EXPECTED_GRANTS, key=str) == [], "granted but not needed"
     assert sorted(EXPECTED_GRANTS - grants, key=str) == [], "needed but not granted"
+
+
+def test_secret_data_is_readable_only_in_the_operator_namespace(
+    rendered: list[dict[str, Any]],
+) -> None:
+    """Secrets are listed and watched as metadata; `get` (a Secret with its data, the webhook
+    certificate's) is granted in namespace buildwright only."""
+    cluster_role = granted(one(rendered, "ClusterRole", "buildwright"))
+    assert {v for g, r, v, _ in cluster_role if (g, r) == ("", "secrets")} == {"list", "watch"}
+    role = one(rendered, "Role", "buildwright-webhook-certificate")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert granted(role) == {("", "secrets", "get", None)}
+    binding = one(rendered, "RoleBinding", "buildwright-webhook-certificate")
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["roleRef"]["name"] == "buildwright-webhook-certificate"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "buildwright", "namespace": NAMESPACE}
+    ]
 
 
 def test_no_wildcards_and_no_secret_writes(rendered: list[dict[str, Any]]) -> None:

@@ -308,9 +308,9 @@ def linked(account: dict[str, Any], secret: str) -> bool:
 async def first_docker_secret(ctx: Context, namespace: str, account: dict[str, Any]) -> str | None:
     """The first kubernetes.io/dockerconfigjson Secret linked to the service account."""
     for ref in [*(account.get("secrets") or []), *(account.get("imagePullSecrets") or [])]:
-        secret = await common.get_secret(ctx, namespace, ref.get("name", ""))
-        if secret is not None and secret.get("type") == "kubernetes.io/dockerconfigjson":
-            return str(ref["name"])
+        name = ref.get("name")
+        if isinstance(name, str) and await common.is_docker_config(ctx, namespace, name):
+            return name
     return None
 
 

@@ -55,18 +55,47 @@ async def get_strategy(ctx: Context, kind: str, namespace: str, name: str) -> di
     return await cached_get(ctx, ctx.strategies, kube.BUILDSTRATEGIES, namespace, name)
 
 
+DOCKER_CONFIG_TYPE = "kubernetes.io/dockerconfigjson"
+
+
 async def get_secret(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
-    """The Secret's summary: from the watch's record, else (a miss is not trusted) the API."""
+    """The Secret's metadata: from the watch's record, else (a miss is not trusted) the API,
+    asked for metadata only and by list (the operator may list Secrets, not get them)."""
     if not references.can_exist(name):
         return None
     summary = ctx.secrets.get(namespace, name)
     if summary is not None:
         return summary
-    body = await ctx.kube.get(kube.SECRETS, namespace, name)
-    if body is None:
+    found = await _secret_metadata(ctx, namespace, f"metadata.name={name}")
+    if found is None:
         return None
-    ctx.secrets.put(body)  # the store keeps its summary only (core.cached.secret_summary)
+    ctx.secrets.put(found)
     return ctx.secrets.get(namespace, name)
+
+
+async def is_docker_config(ctx: Context, namespace: str, name: str) -> bool:
+    """Whether the Secret exists with type kubernetes.io/dockerconfigjson (metadata does not
+    carry the type: a watch and, on a miss, a list select Secrets by it)."""
+    if not references.can_exist(name):
+        return False
+    if ctx.docker_secrets.get(namespace, name) is not None:
+        return True
+    found = await _secret_metadata(
+        ctx, namespace, f"metadata.name={name},type={DOCKER_CONFIG_TYPE}"
+    )
+    if found is not None:
+        ctx.docker_secrets.put(found)
+    return found is not None
+
+
+async def _secret_metadata(
+    ctx: Context, namespace: str, field_selector: str
+) -> dict[str, Any] | None:
+    page = await ctx.kube.list_page(
+        kube.SECRETS, namespace, {"fieldSelector": field_selector}, metadata_only=True
+    )
+    items: list[dict[str, Any]] = page.get("items") or []
+    return items[0] if items else None
 
 
 async def existing_secrets(ctx: Context, namespace: str, names: set[str]) -> frozenset[str]:

@@ -73,8 +73,10 @@ class Context:
     strategies: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
     cluster_strategies: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
     pods: Store = field(default_factory=lambda: Store(cached.build_pod_for_status))
-    # Secrets reduced to name and type as they are stored: never their data.
+    # Secrets as the metadata watch delivers them (never their data), reduced to their name;
+    # those of type kubernetes.io/dockerconfigjson again apart (a watch selects them by type).
     secrets: Store = field(default_factory=lambda: Store(cached.secret_summary))
+    docker_secrets: Store = field(default_factory=lambda: Store(cached.secret_summary))
     # ServiceAccounts are not watched (no list/watch permission); lookups are reused briefly.
     accounts: dict[Key, tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
     # Secret (ns, name) → Builds referencing it; Build/strategy → BuildRuns waiting on it.
@@ -88,6 +90,7 @@ class Context:
     status_due: dict[Key, datetime] = field(default_factory=dict)
     # Set at start-up (main.py): build Pods watched outside kopf, and the BuildRuns they wake.
     pod_informer: Any = None
+    secret_informers: list[Any] = field(default_factory=list)
     reconcile_queue: Any = None
     unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
     _locks: defaultdict[Key, asyncio.Lock] = field(

@@ -1,7 +1,7 @@
 """Events of the objects Builds depend on: Secrets and strategies.
 
-Each handler only records the object and fans out to the Builds it concerns. Build Pods are
-watched outside kopf (`buildwright.informer`).
+Each handler only records the object and fans out to the Builds it concerns. Build Pods and
+Secrets are watched outside kopf (`buildwright.informer`); Secrets as metadata only.
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ import kopf
 from buildwright.core import preflight
 from buildwright.handlers import builds
 from buildwright.handlers.context import current
+from buildwright.state import Key
 
 
-@kopf.on.event("", "v1", "secrets")
-async def secret_event(type: str, body: kopf.Body, **_: Any) -> None:
-    """A referenced Secret appeared, changed or vanished: re-validate the Builds using it."""
+async def secret_appeared_or_went(key: Key) -> None:
+    """A Secret appeared or vanished (the Secret informer, `buildwright.informer`, reports
+    it): re-validate the Builds referring to it."""
     ctx = current()
-    meta = body["metadata"]
-    if type == "DELETED":
-        ctx.secrets.drop(meta["namespace"], meta["name"])
-    else:
-        ctx.secrets.put(dict(body))
-    for namespace, name in ctx.secret_dependents.of((meta["namespace"], meta["name"])):
+    for namespace, name in ctx.secret_dependents.of(key):
         await builds.register_or_retry(ctx, namespace, name)
 
 
