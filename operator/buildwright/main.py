@@ -85,8 +85,9 @@ class KopfRefusals(logging.Filter):
         if match.group(1) == "succeeded":
             readiness.watch_recovered(watch)
             return self._show_debug
-        if "APIForbiddenError" in record.getMessage():
-            readiness.watch_failed(watch, "403 Forbidden")
+        message = record.getMessage()
+        if "APIForbiddenError" in message:
+            readiness.watch_failed(watch, message.partition(" -> ")[2][:300] or "403 Forbidden")
             return False
         return True
 

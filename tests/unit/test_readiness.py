@@ -51,7 +51,9 @@ def test_kopf_refusals_turn_retries_into_readiness() -> None:
     refused = record(logging.ERROR, f"Request attempt #3 failed; will retry: GET {URL} -> "
                      "APIForbiddenError('builds is forbidden')")  # fmt: skip
     assert refusals.filter(refused) is False  # readiness logs it, once
-    assert readiness.failing() == {"watch builds.shipwright.io in all namespaces": "403 Forbidden"}
+    assert readiness.failing() == {
+        "watch builds.shipwright.io in all namespaces": "APIForbiddenError('builds is forbidden')"
+    }
     succeeded = record(logging.DEBUG, f"Request attempt #9 succeeded: GET {URL}")
     assert refusals.filter(succeeded) is False
     assert readiness.ready()
