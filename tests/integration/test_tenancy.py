@@ -152,3 +152,20 @@ def test_own_namespace_lookups_still_work(cluster: Cluster) -> None:
     cluster.push_secret()
     cluster.create("builds", book_build("own", strategy=strategy("BuildStrategy", "mine")))
     cluster.wait_build("own", "True")
+
+
+def test_a_build_cannot_mount_the_node_root(cluster: Cluster) -> None:
+    """ko's overridable `gocache` volume replaced by `hostPath: /` (issue 15)."""
+    cluster.push_secret()
+    ko = {"name": "ko", "kind": "ClusterBuildStrategy"}
+    root = [{"name": "gocache", "hostPath": {"path": "/"}}]
+    cluster.create("builds", book_build("root", strategy=ko, volumes=root))
+    status = cluster.wait_build("root", "False")
+    assert status["reason"] == "VolumeSourceNotAllowed"
+    assert status["message"].startswith('Volume "gocache" uses hostPath, which')
+
+    cluster.create("builds", book_build("plain-ko", strategy=ko))
+    cluster.wait_build("plain-ko", "True")
+    run = cluster.create("buildruns", buildrun("plain-ko", volumes=root))["metadata"]["name"]
+    cluster.wait_buildrun(run, "False", "VolumeSourceNotAllowed")
+    assert cluster.pods() == []

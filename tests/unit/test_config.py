@@ -27,3 +27,10 @@ def test_a_bad_status_coalescing_value_stops_the_operator_with_its_name(
     monkeypatch.setenv("BUILDWRIGHT_STATUS_COALESCE_SECONDS", value)
     with pytest.raises(ValueError, match="BUILDWRIGHT_STATUS_COALESCE_SECONDS"):
         Config.from_env()
+
+
+def test_node_level_volume_sources_are_off_unless_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BUILDWRIGHT_EXTRA_VOLUME_SOURCES", raising=False)
+    assert Config.from_env().extra_volume_sources == frozenset()
+    monkeypatch.setenv("BUILDWRIGHT_EXTRA_VOLUME_SOURCES", "hostPath, nfs,")
+    assert Config.from_env().extra_volume_sources == {"hostPath", "nfs"}

@@ -145,3 +145,45 @@ def test_valid_pod_references_pass() -> None:
     meta = {"name": "b", "namespace": "n"}
     build = Build.model_validate({"metadata": meta, "spec": _spec(**extra)})
     assert validate_build(build, BuildFacts(strategy=STRATEGY)).registered
+
+
+# --- volume sources of overrides -------------------------------------------------------------
+
+NODE_SOURCES = [{"hostPath": {"path": "/"}}, {"nfs": {"server": "n", "path": "/"}},
+                {"gitRepo": {"repository": "https://x"}}, {"iscsi": {}}, {"local": {}}]  # fmt: skip
+
+
+@pytest.mark.parametrize("source", NODE_SOURCES)
+def test_a_build_may_not_replace_a_volume_with_a_node_level_source(source: dict[str, Any]) -> None:
+    build = Build.model_validate({
+        "metadata": {"name": "b", "namespace": "n"},
+        "spec": _spec(volumes=[{"name": "cache", **source}]),
+    })  # fmt: skip
+    outcome = validate_build(build, BuildFacts(strategy=STRATEGY))
+    assert (outcome.registered, outcome.reason) == (False, reasons.VOLUME_SOURCE_NOT_ALLOWED)
+    assert outcome.message.startswith(f'Volume "cache" uses {next(iter(source))}, which')
+    allowed = BuildFacts(strategy=STRATEGY, extra_volume_sources=frozenset(source))
+    assert validate_build(build, allowed).registered
+
+
+@pytest.mark.parametrize("source", NODE_SOURCES)
+def test_a_buildrun_may_not_either(source: dict[str, Any]) -> None:
+    from buildwright.core.validation import validate_buildrun_overrides
+
+    run = BuildRun.model_validate({
+        "metadata": {"name": "r", "namespace": "n"},
+        "spec": {"build": {"name": "b"}, "volumes": [{"name": "cache", **source}]},
+    })  # fmt: skip
+    failure = validate_buildrun_overrides(run.spec, STRATEGY)
+    assert failure is not None and failure.reason == reasons.VOLUME_SOURCE_NOT_ALLOWED
+    assert validate_buildrun_overrides(run.spec, STRATEGY, frozenset(source)) is None
+
+
+@pytest.mark.parametrize("source", [{"emptyDir": {}}, {"persistentVolumeClaim": {"claimName": "c"}},
+                                    {"configMap": {"name": "c"}}, {"csi": {"driver": "d"}}])
+def test_pod_security_restricted_sources_are_allowed(source: dict[str, Any]) -> None:
+    build = Build.model_validate({
+        "metadata": {"name": "b", "namespace": "n"},
+        "spec": _spec(volumes=[{"name": "cache", **source}]),
+    })  # fmt: skip
+    assert validate_build(build, BuildFacts(strategy=STRATEGY)).registered

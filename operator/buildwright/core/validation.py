@@ -159,6 +159,8 @@ class BuildFacts:
     repository_probe: str | None = None
     #: Env names users may not set (`FORBIDDEN_ENV_VAR_NAMES`); None means the default.
     forbidden_env: ForbiddenEnvSetting = None
+    #: Volume sources allowed in overrides beyond `SAFE_VOLUME_SOURCES` (an operator setting).
+    extra_volume_sources: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -346,10 +348,36 @@ def validate_secrets(spec: BuildSpec, existing_secrets: frozenset[str]) -> Failu
     return None
 
 
+# The volume sources a Build or BuildRun may put in place of a strategy volume: those the
+# Pod Security Standard "restricted" allows. The others reach into the node (hostPath, and
+# the network or block devices the kubelet mounts: nfs, iscsi, rbd, ...) or run code on it
+# (gitRepo); an operator setting (`BUILDWRIGHT_EXTRA_VOLUME_SOURCES`) may add some.
+SAFE_VOLUME_SOURCES = frozenset({
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+    "projected", "secret",
+})  # fmt: skip
+
+
+def volume_source_failure(volume: Volume, extra_sources: frozenset[str]) -> Failure | None:
+    """VolumeSourceNotAllowed when an override uses a source outside the allowed ones."""
+    sources = sorted(k for k in volume.model_dump(by_alias=True, exclude_none=True) if k != "name")
+    refused = [s for s in sources if s not in SAFE_VOLUME_SOURCES | extra_sources]
+    if not refused:
+        return None
+    return Failure(
+        reasons.VOLUME_SOURCE_NOT_ALLOWED,
+        f"Volume {go_quote(volume.name)} uses {', '.join(refused)}, which Builds and BuildRuns"
+        f" may not use; allowed: {', '.join(sorted(SAFE_VOLUME_SOURCES | extra_sources))}",
+    )
+
+
 def volumes_failure(
-    strategy_volumes: Sequence[StrategyVolume] | None, volumes: Sequence[Volume] | None
+    strategy_volumes: Sequence[StrategyVolume] | None,
+    volumes: Sequence[Volume] | None,
+    extra_sources: frozenset[str] = frozenset(),
 ) -> Failure | None:
-    """Volumes may only replace strategy volumes marked `overridable: true` (first failure)."""
+    """Volumes may only replace strategy volumes marked `overridable: true`, and only with
+    the allowed sources (first failure)."""
     by_name = {volume.name: volume for volume in strategy_volumes or ()}
     for volume in volumes or ():
         declared = by_name.get(volume.name)
@@ -363,6 +391,9 @@ def volumes_failure(
                 reasons.VOLUME_NOT_OVERRIDABLE,
                 f"Volume {go_quote(volume.name)} is not overridable in the Strategy",
             )
+        refused = volume_source_failure(volume, extra_sources)
+        if refused is not None:
+            return refused
     return None
 
 
@@ -382,7 +413,10 @@ def step_resources_failure(
 
 
 def validate_strategy(
-    spec: BuildSpec, namespace: str, strategy: AnyStrategy | None
+    spec: BuildSpec,
+    namespace: str,
+    strategy: AnyStrategy | None,
+    extra_volume_sources: frozenset[str] = frozenset(),
 ) -> Failure | None:
     """#4 strategy: kind, existence, then parameters, volumes, step resources (last wins)."""
     kind = strategy_kind(spec)
@@ -405,7 +439,7 @@ def validate_strategy(
     return _last(
         [
             validate_parameters(strategy.spec.parameters, spec.param_values, check_missing=False),
-            volumes_failure(strategy.spec.volumes, spec.volumes),
+            volumes_failure(strategy.spec.volumes, spec.volumes, extra_volume_sources),
             step_resources_failure(strategy, spec.strategy.step_resources),
         ]
     )
@@ -710,7 +744,7 @@ def validate_build(build: Build, facts: BuildFacts) -> BuildRegistration:
     checks: list[Check] = [
         lambda: validate_source_url(build, facts.repository_probe),
         lambda: validate_secrets(spec, facts.existing_secrets),
-        lambda: validate_strategy(spec, namespace, facts.strategy),
+        lambda: validate_strategy(spec, namespace, facts.strategy, facts.extra_volume_sources),
         lambda: references.invalid_pod_reference(references.pod_references(spec)),
         # #5 source: a mismatch sets no reason upstream, so it cannot stop registration.
         lambda: validate_output(spec),
@@ -818,7 +852,7 @@ def validate_embedded_build(
     last: Failure | None = _last(
         [
             validate_secrets(spec, facts.existing_secrets),
-            validate_strategy(spec, namespace, facts.strategy),
+            validate_strategy(spec, namespace, facts.strategy, facts.extra_volume_sources),
             references.invalid_pod_reference(references.pod_references(spec)),
         ]
     )
@@ -841,13 +875,15 @@ def validate_embedded_build(
     return Failure(reasons.BUILD_REGISTRATION_FAILED, last.message)
 
 
-def validate_buildrun_overrides(spec: BuildRunSpec, strategy: AnyStrategy) -> Failure | None:
+def validate_buildrun_overrides(
+    spec: BuildRunSpec, strategy: AnyStrategy, extra_volume_sources: frozenset[str] = frozenset()
+) -> Failure | None:
     """§7.1 step 11: the BuildRun's own volumes, stepResources and scheduling fields.
 
     The first failure wins. Platforms are checked by `validate_buildrun_platforms`.
     """
     checks: list[Check] = [
-        lambda: volumes_failure(strategy.spec.volumes, spec.volumes),
+        lambda: volumes_failure(strategy.spec.volumes, spec.volumes, extra_volume_sources),
         lambda: step_resources_failure(strategy, spec.step_resources),
         lambda: next(iter(_node_selector_failures(spec.node_selector)), None),
         lambda: _first(

@@ -152,6 +152,7 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
             strategy=validation.parse_strategy(strategy_body) if strategy_body else None,
             repository_probe=None,
             forbidden_env=ctx.config.forbidden_env,
+            extra_volume_sources=ctx.config.extra_volume_sources,
         )
         failure = validation.validate_embedded_build(build_spec, facts, namespace=namespace)
         if failure is not None:
@@ -174,7 +175,9 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         return
 
     failure = validation.merged_parameter_failure(strategy, build_spec, buildrun.spec) or (
-        validation.validate_buildrun_overrides(buildrun.spec, strategy)
+        validation.validate_buildrun_overrides(
+            buildrun.spec, strategy, ctx.config.extra_volume_sources
+        )
     )
     if failure is not None:
         await fail(ctx, buildrun, failure)

@@ -104,6 +104,7 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
         strategy=validation.parse_strategy(strategy_body) if strategy_body else None,
         repository_probe=probe,
         forbidden_env=ctx.config.forbidden_env,
+        extra_volume_sources=ctx.config.extra_volume_sources,
     )
     outcome = validation.validate_build(build, facts)
     await sync_buildrun_owners(ctx, build)

@@ -41,6 +41,10 @@ class Config:
     """How long in-progress status changes of a BuildRun may wait to be written together
     (`core.status.write_deadline`); 0 writes every change at once."""
 
+    extra_volume_sources: frozenset[str] = frozenset()
+    """Volume sources Builds and BuildRuns may use in overrides besides the ones the Pod
+    Security Standard "restricted" allows (e.g. `hostPath`): trusted clusters only."""
+
     @classmethod
     def from_env(cls) -> Config:
         forbidden = os.environ.get("FORBIDDEN_ENV_VAR_NAMES")
@@ -53,7 +57,9 @@ class Config:
             ) from None
         if coalesce_seconds < 0:
             raise ValueError("BUILDWRIGHT_STATUS_COALESCE_SECONDS must not be negative")
+        extra_sources = os.environ.get("BUILDWRIGHT_EXTRA_VOLUME_SOURCES", "").split(",")
         return cls(
+            extra_volume_sources=frozenset(n.strip() for n in extra_sources if n.strip()),
             step_image=os.environ.get("BUILDWRIGHT_STEP_IMAGE", DEFAULT_STEP_IMAGE),
             status_coalesce_seconds=coalesce_seconds,
             forbidden_env=tuple(n.strip() for n in forbidden.split(",") if n.strip())
