@@ -7,7 +7,9 @@ the operator asked for nothing in the victim's namespace.
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -169,3 +171,48 @@ def test_a_build_cannot_mount_the_node_root(cluster: Cluster) -> None:
     run = cluster.create("buildruns", buildrun("plain-ko", volumes=root))["metadata"]["name"]
     cluster.wait_buildrun(run, "False", "VolumeSourceNotAllowed")
     assert cluster.pods() == []
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A 'Git server' that answers 500 with a body worth leaking and records what it got."""
+
+    seen: list[tuple[str, str | None]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        body = f"internal detail {LEAK}".encode()
+        self.send_response(500)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+LEAK = "leak-" + uuid.uuid4().hex
+
+
+def test_the_repository_probe_asks_only_for_the_builds_own_url(cluster: Cluster) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        cluster.push_secret()
+        build = book_build("probed")
+        build["metadata"]["annotations"] = {"build.shipwright.io/verify.repository": "true"}
+        build["spec"]["source"]["git"]["url"] = (
+            f"http://user:hunter2@127.0.0.1:{port}/org/repo?token=x#/../../metadata"
+        )
+        cluster.create("builds", build)
+        status = cluster.wait_build("probed", "False")
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert status["reason"] == "RemoteRepositoryUnreachable"
+    assert status["message"] == "remote answered HTTP 500"
+    assert LEAK not in json.dumps(cluster.get("builds", "probed"))
+    assert _Recorder.seen and set(_Recorder.seen) == {
+        ("/org/repo/info/refs?service=git-upload-pack", None)
+    }

@@ -187,3 +187,38 @@ def test_pod_security_restricted_sources_are_allowed(source: dict[str, Any]) -> 
         "spec": _spec(volumes=[{"name": "cache", **source}]),
     })  # fmt: skip
     assert validate_build(build, BuildFacts(strategy=STRATEGY)).registered
+
+
+# --- the repository probe ----------------------------------------------------------------------
+
+INFO_REFS = "/info/refs?service=git-upload-pack"
+
+
+@pytest.mark.parametrize(("url", "probe"), [
+    ("https://github.com/org/repo", "https://github.com/org/repo" + INFO_REFS),
+    ("https://github.com/org/repo/", "https://github.com/org/repo" + INFO_REFS),
+    ("HTTP://Example.com:8080/r.git", "http://example.com:8080/r.git" + INFO_REFS),
+    # A fragment no longer cuts off the path, a query is not passed on, credentials not sent.
+    ("http://127.0.0.1:1/admin#", "http://127.0.0.1:1/admin" + INFO_REFS),
+    ("https://h/o/r?x=1#frag", "https://h/o/r" + INFO_REFS),
+    ("https://user:pw@h/o/r", "https://h/o/r" + INFO_REFS),
+    ("https://evil.example@good.example/o/r", "https://good.example/o/r" + INFO_REFS),
+    ("http://[::1]:9/r", "http://[::1]:9/r" + INFO_REFS),
+    ("file:///etc/passwd", None),
+    ("gopher://h/x", None),
+    ("https:///nohost", None),
+    ("https://h:notaport/r", None),
+])  # fmt: skip
+def test_probe_url_is_rebuilt_from_the_parsed_url(url: str, probe: str | None) -> None:
+    from buildwright.core.validation import probe_url
+
+    assert probe_url(url) == probe
+
+
+def test_probe_policy_turns_the_probe_off_or_limits_hosts() -> None:
+    from buildwright.core.validation import ProbePolicy, probe_url
+
+    assert probe_url("https://github.com/o/r", ProbePolicy(enabled=False)) is None
+    only = ProbePolicy(allowed_hosts=frozenset({"github.com"}))
+    assert probe_url("https://GitHub.com/o/r", only) == "https://github.com/o/r" + INFO_REFS
+    assert probe_url("https://169.254.169.254/latest", only) is None

@@ -274,10 +274,49 @@ def _classify_git_url(url: str) -> tuple[str, str | None]:
     return "file", None
 
 
+@dataclass(frozen=True)
+class ProbePolicy:
+    """Whether and where the operator may probe repositories (`verify.repository`): the
+    probe is a request the operator makes to a URL a Build author wrote."""
+
+    #: False: never probe (the annotation is then accepted without a check).
+    enabled: bool = True
+    #: When set, only these hosts (lower case, without port) are probed.
+    allowed_hosts: frozenset[str] | None = None
+
+
+def probe_url(url: str, policy: ProbePolicy = ProbePolicy()) -> str | None:
+    """The smart-HTTP ref advertisement URL of `url`, rebuilt from its parsed parts, or None
+    when it must not be probed.
+
+    Only http and https; userinfo, query and fragment are dropped (a `#` must not cut off
+    the appended path, credentials in the URL must not be sent), and the host must be in the
+    policy's allow-list when it has one.
+    """
+    if not policy.enabled:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    if policy.allowed_hosts is not None and host.lower() not in policy.allowed_hosts:
+        return None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme.lower()}://{netloc}{path}/info/refs?service=git-upload-pack"
+
+
 def repository_to_probe(build: Build) -> str | None:
     """The http(s) URL the shell must probe anonymously (ls-remote style), or None.
 
     Only for `type: Git` without `cloneSecret` and annotation verify.repository = "true".
+    What is requested is `probe_url` of it.
     """
     spec = build.spec
     if spec.source is None or spec.source.type != "Git" or spec.source.git is None:

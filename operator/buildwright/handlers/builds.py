@@ -42,13 +42,20 @@ async def build_event(type: str, body: kopf.Body, **_: Any) -> None:
         reconcile_later(ctx, *waiter)
 
 
-async def probe_repository(url: str) -> str | None:
-    """Anonymous reachability check of an http(s) Git URL (smart-HTTP ref advertisement)."""
-    probe = url.rstrip("/") + "/info/refs?service=git-upload-pack"
+async def probe_repository(url: str, policy: validation.ProbePolicy) -> str | None:
+    """Anonymous reachability check of an http(s) Git URL (smart-HTTP ref advertisement).
+
+    The request goes to `validation.probe_url` (the Build's own host, nothing smuggled in
+    through userinfo or a fragment), follows no redirect, and reads no answer body: only its
+    status code reaches the Build's status."""
+    probe = validation.probe_url(url, policy)
+    if probe is None:
+        logger.info("repository %s is not probed (BUILDWRIGHT_REPOSITORY_PROBE*)", url)
+        return None
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
-            session.get(probe, allow_redirects=True) as response,
+            session.get(probe, allow_redirects=False) as response,
         ):
             if response.status in (401, 403, 404):
                 return validation.PROBE_AUTH_REQUIRED
@@ -56,7 +63,7 @@ async def probe_repository(url: str) -> str | None:
                 return f"remote answered HTTP {response.status}"
             return None
     except (aiohttp.ClientError, TimeoutError) as error:
-        return str(error) or type(error).__name__
+        return (str(error) or type(error).__name__)[:200]
 
 
 async def register_or_retry(ctx: Context, namespace: str, name: str) -> None:
@@ -97,7 +104,7 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
             ctx, strategy_kind, namespace, build.spec.strategy.name
         )
     probe_url = validation.repository_to_probe(build)
-    probe = await probe_repository(probe_url) if probe_url else None
+    probe = await probe_repository(probe_url, ctx.config.repository_probe) if probe_url else None
 
     facts = validation.BuildFacts(
         existing_secrets=await common.existing_secrets(ctx, namespace, secrets),

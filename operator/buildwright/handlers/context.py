@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from buildwright.core import cached
+from buildwright.core.validation import ProbePolicy
 from buildwright.kube import Kube
 from buildwright.state import Dependents, Key, Scheduler, Store
 
@@ -45,6 +46,11 @@ class Config:
     """Volume sources Builds and BuildRuns may use in overrides besides the ones the Pod
     Security Standard "restricted" allows (e.g. `hostPath`): trusted clusters only."""
 
+    repository_probe: ProbePolicy = field(default_factory=ProbePolicy)
+    """Whether and which repositories `build.shipwright.io/verify.repository` may probe:
+    BUILDWRIGHT_REPOSITORY_PROBE=off turns it off, BUILDWRIGHT_REPOSITORY_PROBE_HOSTS (comma
+    separated) limits it to those hosts."""
+
     @classmethod
     def from_env(cls) -> Config:
         forbidden = os.environ.get("FORBIDDEN_ENV_VAR_NAMES")
@@ -58,7 +64,13 @@ class Config:
         if coalesce_seconds < 0:
             raise ValueError("BUILDWRIGHT_STATUS_COALESCE_SECONDS must not be negative")
         extra_sources = os.environ.get("BUILDWRIGHT_EXTRA_VOLUME_SOURCES", "").split(",")
+        probe = os.environ.get("BUILDWRIGHT_REPOSITORY_PROBE", "on").strip().lower()
+        if probe not in ("on", "off"):
+            raise ValueError(f"BUILDWRIGHT_REPOSITORY_PROBE={probe!r} must be on or off")
+        hosts = os.environ.get("BUILDWRIGHT_REPOSITORY_PROBE_HOSTS", "").split(",")
+        allowed = frozenset(h.strip().lower() for h in hosts if h.strip())
         return cls(
+            repository_probe=ProbePolicy(enabled=probe == "on", allowed_hosts=allowed or None),
             extra_volume_sources=frozenset(n.strip() for n in extra_sources if n.strip()),
             step_image=os.environ.get("BUILDWRIGHT_STEP_IMAGE", DEFAULT_STEP_IMAGE),
             status_coalesce_seconds=coalesce_seconds,
