@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client
 
 from buildwright.localcluster.controlplane import ControlPlane
+from buildwright.localcluster.wait import wait_until
 from tests.integration.harness import GROUP, VERSION, Cluster, book_build, buildrun
 
 SECRET_DATA = "tenancy-" + uuid.uuid4().hex  # must never show up anywhere
@@ -216,3 +217,50 @@ def test_the_repository_probe_asks_only_for_the_builds_own_url(cluster: Cluster)
     assert _Recorder.seen and set(_Recorder.seen) == {
         ("/org/repo/info/refs?service=git-upload-pack", None)
     }
+
+
+def _conditions(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    return list((cluster.get("buildstrategies", name).get("status") or {}).get("conditions") or [])
+
+
+def test_a_strategy_that_pastes_parameters_into_a_script_is_warned(cluster: Cluster) -> None:
+    unsafe = {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildStrategy",
+        "metadata": {"name": "unsafe"},
+        "spec": {
+            "parameters": [{"name": "tag", "description": "t", "default": "latest"}],
+            "steps": [{"name": "build", "image": "busybox:1.36", "command": ["sh", "-c"],
+                       "args": ["echo building $(params.tag)"]}],
+        },
+    }  # fmt: skip
+    cluster.create("buildstrategies", unsafe)
+    [condition] = wait_until(lambda: _conditions(cluster, "unsafe"), timeout=30,
+                             description="the strategy's warning condition")  # fmt: skip
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "ParametersPassedSafely", "False", "ParameterInShellScript"
+    )
+    assert "$(params.tag) in step build" in condition["message"]
+    assert 'value: "$(params.tag)"' in condition["message"]
+
+    def warnings() -> list[dict[str, Any]]:
+        events = json.loads(cluster.kubectl("get", "events", "-o", "json", "--field-selector",
+                                            "involvedObject.name=unsafe"))["items"]  # fmt: skip
+        return [e for e in events if e["reason"] == "ParameterInShellScript"]
+
+    [event] = wait_until(warnings, timeout=30, description="the Warning Event")
+    assert event["type"] == "Warning" and event["message"] == condition["message"]
+
+    # Another change that leaves the script as it is: no second Event. Then the fix.
+    cluster.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, cluster.namespace, "buildstrategies", "unsafe",
+        {"metadata": {"labels": {"touched": "yes"}}},
+    )  # fmt: skip
+    fixed = {"spec": {"steps": [{"name": "build", "image": "busybox:1.36", "command": ["sh", "-c"],
+              "args": ['echo building "$TAG"'],
+              "env": [{"name": "TAG", "value": "$(params.tag)"}]}]}}  # fmt: skip
+    cluster.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, cluster.namespace, "buildstrategies", "unsafe", fixed
+    )
+    wait_until(lambda: not _conditions(cluster, "unsafe"), timeout=30,
+               description="the warning condition removed")  # fmt: skip
+    assert len(warnings()) == 1

@@ -47,7 +47,8 @@ EXPECTED_GRANTS: set[Grant] = (
         ["builds", "buildruns", "buildstrategies", "clusterbuildstrategies"],
         ["get", "list", "watch"],
     )
-    | _grants("shipwright.io", ["builds/status", "buildruns/status"], ["patch"])
+    | _grants("shipwright.io", ["builds/status", "buildruns/status", "buildstrategies/status",
+                                "clusterbuildstrategies/status"], ["patch"])
     | _grants("shipwright.io", ["buildruns"], ["patch", "delete"])
     | _grants("", ["pods"], ["get", "list", "watch", "create", "delete"])
     | _grants("", ["secrets"], ["list", "watch"])  # as metadata only; no get

@@ -161,16 +161,19 @@ async def post_event(
 ) -> None:
     """A Kubernetes Event on the object, so `kubectl describe` tells its story."""
     meta = body["metadata"]
+    # Events are namespaced; those of cluster-scoped objects go to `default`, as kubectl
+    # describe looks for them there.
+    namespace = meta.get("namespace") or "default"
     stamp = rfc3339(now())
     event = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
         "involvedObject": {
             "apiVersion": body.get("apiVersion", kube.GROUP_VERSION),
             "kind": body.get("kind"),
             "name": meta["name"],
-            "namespace": meta["namespace"],
+            "namespace": meta.get("namespace", ""),
             "uid": meta.get("uid"),
             "resourceVersion": meta.get("resourceVersion"),
         },
@@ -185,6 +188,6 @@ async def post_event(
         "count": 1,
     }
     try:
-        await ctx.kube.create(kube.EVENTS, meta["namespace"], event)
+        await ctx.kube.create(kube.EVENTS, namespace, event)
     except kube.ApiError as error:  # an Event is a courtesy; never fail a reconcile for it
         logger.warning("could not post event %s on %s: %s", reason, meta["name"], error)

@@ -6,14 +6,19 @@ Secrets are watched outside kopf (`buildwright.informer`); Secrets as metadata o
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
+import pydantic
 
-from buildwright.core import preflight
-from buildwright.handlers import builds
-from buildwright.handlers.context import current
+from buildwright import kube
+from buildwright.core import preflight, scripts, validation
+from buildwright.handlers import builds, common
+from buildwright.handlers.context import Context, current
 from buildwright.state import Key
+
+logger = logging.getLogger("buildwright")
 
 
 async def secret_appeared_or_went(key: Key) -> None:
@@ -33,9 +38,46 @@ async def _strategy_changed(kind: str, type: str, body: kopf.Body) -> None:
         store.drop(namespace, meta["name"])
     else:
         store.put(dict(body))
+        await warn_about_scripts(ctx, kind, dict(body))
     target = (f"{kind}/{namespace}", meta["name"])
     for dependent_ns, dependent in ctx.strategy_dependents.of(target):
         await builds.register_or_retry(ctx, dependent_ns, dependent)
+
+
+async def warn_about_scripts(ctx: Context, kind: str, body: dict[str, Any]) -> None:
+    """Tell the strategy's author when a step pastes a parameter into a shell script: a
+    condition on the strategy, and a Warning Event when that condition changes (so neither a
+    repeated event nor a restart posts it again). The condition goes when the steps are fixed."""
+    try:
+        strategy = validation.parse_strategy(body)
+    except pydantic.ValidationError:
+        return
+    message = scripts.warning(scripts.spliced_parameters(strategy.spec.steps))
+    conditions = (strategy.status.conditions if strategy.status else None) or []
+    current = next((c for c in conditions if c.type == scripts.CONDITION_TYPE), None)
+    if (current.message if current else None) == message:
+        return
+    others = [c.to_wire() for c in conditions if c.type != scripts.CONDITION_TYPE]
+    if message is not None:
+        others.append({
+            "type": scripts.CONDITION_TYPE, "status": "False", "reason": scripts.REASON,
+            "message": message, "lastTransitionTime": common.rfc3339(common.now()),
+        })  # fmt: skip
+    meta = body["metadata"]
+    resource = kube.CLUSTERBUILDSTRATEGIES if kind == preflight.CLUSTER_BUILD_STRATEGY else (
+        kube.BUILDSTRATEGIES
+    )
+    try:
+        updated = await ctx.kube.merge_patch(
+            resource, meta.get("namespace"), meta["name"],
+            {"status": {"conditions": others or None}}, status=True,
+        )  # fmt: skip
+    except kube.TRANSIENT_ERRORS as error:  # the next event of the strategy tries again
+        logger.warning("strategy %s: could not write its condition: %s", meta["name"], error)
+        return
+    if message is not None:
+        logger.warning("%s %s: %s", kind, meta["name"], message)
+        await common.post_event(ctx, updated, scripts.REASON, message, warning=True)
 
 
 @kopf.on.event("shipwright.io", "v1beta1", "buildstrategies")
