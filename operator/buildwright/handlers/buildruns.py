@@ -42,6 +42,7 @@ async def buildrun_event(type: str, body: kopf.Body, **_: Any) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     if type == "DELETED":
         ctx.buildruns.drop(namespace, name)
+        ctx.announced.discard(str(body["metadata"].get("uid", "")))
         ctx.build_waiters.forget((namespace, name))
         ctx.scheduler.cancel((namespace, name), "timeout")
         ctx.scheduler.cancel((namespace, name), "ttl")
@@ -86,6 +87,12 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         return
     run_status = buildrun.status
     if run_status is not None and run_status.completion_time:
+        if meta.get("uid") not in ctx.announced and lifecycle.end_event_missed(
+            buildrun, common.now()
+        ):
+            # Seen finished for the first time since start-up: the operator may have stopped
+            # between the status write and the Event. Posting again is harmless (same name).
+            await announce_end(ctx, buildrun, body)
         await after_completion(ctx, buildrun, just_finished=False)
         return
     if run_status is not None and run_status.executor is not None:
@@ -349,8 +356,9 @@ async def fail(ctx: Context, buildrun: BuildRun, failure: Failure) -> None:
         failure.reason,
         failure.message,
     )
-    await common.post_event(ctx, updated, failure.reason, failure.message, warning=True)
-    await after_completion(ctx, BuildRun.model_validate(updated), just_finished=True)
+    finished = BuildRun.model_validate(updated)
+    await announce_end(ctx, finished, updated)
+    await after_completion(ctx, finished, just_finished=True)
 
 
 # --- a BuildRun with a Pod -------------------------------------------------------------------
@@ -431,13 +439,26 @@ async def write_status(
             "BuildRun %s/%s: %s %s: %s",
             meta["namespace"], meta["name"], after.status, after.reason, after.message,
         )  # fmt: skip
-    announced = status.announced_condition(_condition(buildrun), after)
-    if announced is not None:
-        await common.post_event(
-            ctx, updated, announced.reason, announced.message, warning=announced.status == "False"
-        )
+    if status.announced_condition(_condition(buildrun), after) is not None:
+        await announce_end(ctx, new, updated)
     if new.status is not None and new.status.completion_time:
         await after_completion(ctx, new, just_finished=True)
+
+
+async def announce_end(ctx: Context, buildrun: BuildRun, body: dict[str, Any]) -> None:
+    """The run's one end-of-run Event (`Normal Succeeded` or `Warning <reason>`), named
+    deterministically so that a repeated attempt (a retry, a restart) cannot post a second."""
+    condition = _condition(buildrun)
+    uid = str(buildrun.metadata.get("uid", ""))
+    if condition is None or condition.status not in ("True", "False") or not uid:
+        return
+    posted = await common.post_event(
+        ctx, body, condition.reason, condition.message, warning=condition.status == "False",
+        name=lifecycle.end_event_name(buildrun.metadata["name"], uid),
+        at=condition.last_transition_time,
+    )  # fmt: skip
+    if posted:
+        ctx.announced.add(uid)
 
 
 def forget_pending_status(ctx: Context, key: tuple[str, str]) -> None:

@@ -157,18 +157,30 @@ def remember_account(
 
 
 async def post_event(
-    ctx: Context, body: dict[str, Any], reason: str, message: str, *, warning: bool = False
-) -> None:
-    """A Kubernetes Event on the object, so `kubectl describe` tells its story."""
+    ctx: Context,
+    body: dict[str, Any],
+    reason: str,
+    message: str,
+    *,
+    warning: bool = False,
+    name: str | None = None,
+    at: str | None = None,
+) -> bool:
+    """A Kubernetes Event on the object, so `kubectl describe` tells its story.
+
+    With `name`, posting is idempotent: an Event of that name that exists already (409) was
+    posted by an earlier attempt. `at` is its time (now when absent). True when the Event
+    exists afterwards."""
     meta = body["metadata"]
     # Events are namespaced; those of cluster-scoped objects go to `default`, as kubectl
     # describe looks for them there.
     namespace = meta.get("namespace") or "default"
-    stamp = rfc3339(now())
+    stamp = at or rfc3339(now())
+    identity = {"name": name} if name else {"generateName": f"{meta['name']}."}
     event = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+        "metadata": {**identity, "namespace": namespace},
         "involvedObject": {
             "apiVersion": body.get("apiVersion", kube.GROUP_VERSION),
             "kind": body.get("kind"),
@@ -189,5 +201,9 @@ async def post_event(
     }
     try:
         await ctx.kube.create(kube.EVENTS, namespace, event)
+        return True
     except kube.ApiError as error:  # an Event is a courtesy; never fail a reconcile for it
+        if name and error.conflict:
+            return True
         logger.warning("could not post event %s on %s: %s", reason, meta["name"], error)
+        return False

@@ -111,6 +111,8 @@ class Context:
     secret_informers: list[Any] = field(default_factory=list)
     reconcile_queue: Any = None
     unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
+    # uids of the finished BuildRuns whose end-of-run Event this process knows to exist.
+    announced: set[str] = field(default_factory=set)
     _locks: defaultdict[Key, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
