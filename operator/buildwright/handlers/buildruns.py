@@ -87,11 +87,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         return
     run_status = buildrun.status
     if run_status is not None and run_status.completion_time:
-        if meta.get("uid") not in ctx.announced and lifecycle.end_event_missed(
-            buildrun, common.now()
-        ):
-            # Seen finished for the first time since start-up: the operator may have stopped
-            # between the status write and the Event. Posting again is harmless (same name).
+        if _end_event_may_be_missing(ctx, buildrun):
             await announce_end(ctx, buildrun, body)
         await after_completion(ctx, buildrun, just_finished=False)
         return
@@ -443,6 +439,15 @@ async def write_status(
         await announce_end(ctx, new, updated)
     if new.status is not None and new.status.completion_time:
         await after_completion(ctx, new, just_finished=True)
+
+
+def _end_event_may_be_missing(ctx: Context, buildrun: BuildRun) -> bool:
+    """A finished run seen for the first time since start-up: the operator may have stopped
+    between its final status write and its Event. Posting again is harmless (same name)."""
+    meta = buildrun.metadata
+    if meta.get("deletionTimestamp") or meta.get("uid") in ctx.announced:
+        return False
+    return lifecycle.end_event_missed(buildrun, common.now())
 
 
 async def announce_end(ctx: Context, buildrun: BuildRun, body: dict[str, Any]) -> None:

@@ -205,5 +205,7 @@ async def post_event(
     except kube.ApiError as error:  # an Event is a courtesy; never fail a reconcile for it
         if name and error.conflict:
             return True
+        if error.status == 403 and "being terminated" in error.message:
+            return False  # its namespace is going away, and the object with it
         logger.warning("could not post event %s on %s: %s", reason, meta["name"], error)
         return False
