@@ -182,6 +182,24 @@ def test_secret_data_is_readable_only_in_the_operator_namespace(
     ]
 
 
+def test_the_namespaced_install_grants_the_same_in_roles_and_cluster_scope_only_above() -> None:
+    docs = render(REPO / "deploy-namespaced")
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"] == [
+        "buildwright-cluster-scoped"
+    ]
+    cluster = granted(one(docs, "ClusterRole", "buildwright-cluster-scoped"))
+    assert {r for _, r, _, _ in cluster} == {
+        "clusterbuildstrategies", "clusterbuildstrategies/status", "customresourcedefinitions"
+    }
+    role = one(docs, "Role", "buildwright")
+    assert role["metadata"]["namespace"] == "builds"
+    assert cluster | granted(role) == EXPECTED_GRANTS
+    binding = one(docs, "RoleBinding", "buildwright")
+    assert (binding["metadata"]["namespace"], binding["roleRef"]["kind"]) == ("builds", "Role")
+    args = operator_container(one(docs, "Deployment", "buildwright"))["args"]
+    assert "--namespace=builds" in args
+
+
 def test_no_wildcards_and_no_secret_writes(rendered: list[dict[str, Any]]) -> None:
     roles = [d for d in rendered if d["kind"] in ("ClusterRole", "Role")]
     assert roles
