@@ -148,8 +148,8 @@ class Informer:
                 if version is None:
                     version = await self._relist(namespace)
                     readiness.watch_recovered(self._permission("list", namespace))
+                    refused = 0
                 version = await self._watch(namespace, version)
-                readiness.watch_recovered(self._permission("watch", namespace))
                 refused = 0
             except asyncio.CancelledError:
                 raise
@@ -208,6 +208,9 @@ class Informer:
             self.resource, namespace, params, metadata_only=self.metadata_only
         ):
             kind = event.get("type")
+            if kind == kube.OPENED:
+                readiness.watch_recovered(self._permission("watch", namespace))
+                continue
             obj = event.get("object") or {}
             if kind == "ERROR":
                 if obj.get("code") == 410:

@@ -53,6 +53,9 @@ class ApiError(Exception):
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
+# The first "event" of every watch: the apiserver accepted it (no object).
+OPENED = "OPENED"
+
 # What a reconcile retries after a delay instead of giving up: answers of the API server
 # (conflicts, throttling, unavailability) and broken connections.
 TRANSIENT_ERRORS = (ApiError, aiohttp.ClientError, TimeoutError)
@@ -246,8 +249,8 @@ class Kube:
         metadata_only: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
         """The events of a watch (`watch=true` and its options in `params`) until the server
-        ends it; an error answer raises ApiError. With `metadata_only`, each event's object
-        is a PartialObjectMetadata."""
+        ends it, after a first `{"type": OPENED}` once the server accepted it; an error answer
+        raises ApiError. With `metadata_only`, each event's object is a PartialObjectMetadata."""
         url = self._server + resource.path(namespace) + "?" + urlencode(params)
         seconds = float(params.get("timeoutSeconds", "300"))
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=seconds + 30)
@@ -264,6 +267,7 @@ class Kube:
                     )
                 except json.JSONDecodeError:
                     raise ApiError(response.status, response.reason or "", text[:500]) from None
+            yield {"type": OPENED}  # accepted: callers learn it before the first event
             # Split lines ourselves: StreamReader's line reading refuses lines over 128 KB.
             pending = b""
             async for chunk in response.content.iter_any():
