@@ -400,7 +400,8 @@ def test_watches_expire_while_the_operator_is_cut_off(
 ) -> None:
     cluster = chaos_cluster
     cluster.kubelet.script(cluster.namespace, {
-        "step-build-and-push": Outcome(duration=6.0),
+        # Long enough for every build to be in this step at once, before the cut-off.
+        "step-build-and-push": Outcome(duration=30.0 if FULL else 8.0),
         "step-results": Outcome(message=SUCCESSFUL_RESULTS),
     })  # fmt: skip
     cluster.push_secret()
