@@ -1,4 +1,4 @@
-"""The build Pods, listed and watched without kopf, and the BuildRuns they wake up.
+"""Build Pods and Secrets, listed and watched without kopf, and what they wake up.
 
 A build Pod changes about eight times in its life (scheduled, each container started and
 finished) and each change arrives as the whole 16 KB object. Through kopf, every one of those
@@ -11,6 +11,10 @@ Here each event is reduced at once to what the status decision reads (`core.cach
 and its BuildRun is put on a queue of keys: a BuildRun already waiting there is not queued
 again, so a burst of changes to one Pod costs one reconcile, which reads the newest Pod. It is
 the informer and work queue of Kubernetes controllers, for one kind.
+
+Secrets are listed and watched as metadata only (`PartialObjectMetadata`): the operator
+needs to know that a referenced Secret exists (and whether it is a docker config, which a
+second watch selects by type), never what it holds, so their data never enters its memory.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from buildwright import kube
+from buildwright import kube, readiness
 from buildwright.core import pod, status
 from buildwright.state import Key, Store
 
@@ -93,27 +97,35 @@ class KeyQueue:
                 logger.exception("reconcile of BuildRun %s/%s failed", *key)
 
 
-class PodInformer:
-    """Keeps `store` in step with the build Pods of `namespaces` (all when empty) and calls
-    `changed((namespace, buildrun_name), urgent=...)` for the BuildRun of every Pod that
-    changed or went; urgent when the Pod finished, is being deleted or is gone."""
+class Informer:
+    """Keeps a list of one kind up to date in each of `namespaces` (all when empty): lists
+    in pages, then watches from the list's version, lists again when the watch expires.
+
+    A refused list or watch (403: a permission is missing) does not end anything: it marks
+    the operator not ready (`buildwright.readiness`, logged once with the missing
+    permission), and is tried again with a growing pause until the permission is granted.
+    Subclasses say what an object's arrival or departure means (`_observe`, `_gone`).
+    """
+
+    resource: kube.Resource
+    what: str  # how the log names the objects ("build Pods")
+    metadata_only = False
 
     def __init__(
-        self,
-        client: kube.Kube,
-        store: Store,
-        changed: Callable[..., None],
+        self, client: kube.Kube, store: Store, params: dict[str, str],
         namespaces: list[str] | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self._kube = client
         self._store = store
-        self._changed = changed
+        self._params = params
         self._namespaces: list[str | None] = list(namespaces) if namespaces else [None]
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._run(namespace), name=f"buildwright-pods-{namespace or '*'}")
+            asyncio.create_task(
+                self._run(namespace), name=f"buildwright-{self.resource.plural}-{namespace or '*'}"
+            )
             for namespace in self._namespaces
         ]
 
@@ -121,31 +133,42 @@ class PodInformer:
         await _cancel(self._tasks)
         self._tasks = []
 
+    def _permission(self, verb: str, namespace: str | None) -> str:
+        where = f"in namespace {namespace}" if namespace else "in all namespaces"
+        group = self.resource.group_version.rpartition("/")[0]
+        kind = f"{self.resource.plural}.{group}" if group else self.resource.plural
+        return f"{verb} {kind} {where}"
+
     async def _run(self, namespace: str | None) -> None:
         version: str | None = None
         delay = RETRY_SECONDS
         refused = False  # a refusal that will not change by itself is logged once
         while True:
+            verb = "list" if version is None else "watch"
             try:
                 if version is None:
                     version = await self._relist(namespace)
+                    readiness.watch_recovered(self._permission("list", namespace))
                     delay, refused = RETRY_SECONDS, False
                 version = await self._watch(namespace, version)
                 delay = RETRY_SECONDS  # the server ended a healthy watch
             except asyncio.CancelledError:
                 raise
             except _Expired:
-                logger.info("build Pod watch expired; listing them again")
+                logger.info("%s watch expired; listing them again", self.what)
                 version = None
             except Exception as error:
-                if kube.is_transient(error) or not isinstance(error, kube.ApiError):
+                if isinstance(error, kube.ApiError) and error.status == 403:
+                    # Missing RBAC: said once, the operator is not ready until it is granted.
+                    readiness.watch_failed(self._permission(verb, namespace), error.message)
+                elif kube.is_transient(error) or not isinstance(error, kube.ApiError):
                     # The API is away or the connection broke: try again.
-                    logger.warning("watching build Pods: %s; retrying in %.0fs", error, delay)
+                    logger.warning("watching %s: %s; retrying in %.0fs", self.what, error, delay)
                 elif not refused:
                     refused = True
                     logger.error(
-                        "watching build Pods in %s: the API server refused: %s; grant the"
-                        " operator list and watch of pods there (deploy/ holds its RBAC)",
+                        "watching %s in %s: the API server refused: %s; this is retried, but"
+                        " will not change by itself", self.what,
                         namespace or "all namespaces", error,
                     )  # fmt: skip
                 # The watch resumes from its last version; failures in a row wait longer.
@@ -153,16 +176,18 @@ class PodInformer:
                 delay = min(RETRY_MAX_SECONDS, delay * 2)
 
     async def _relist(self, namespace: str | None) -> str:
-        """Store every build Pod; forget the ones gone meanwhile. Returns the list's version."""
+        """Store every object; forget the ones gone meanwhile. Returns the list's version."""
         seen: set[Key] = set()
         version = ""
-        params = {"labelSelector": MANAGED_BY_SELECTOR, "limit": str(LIST_PAGE_SIZE)}
+        params = {**self._params, "limit": str(LIST_PAGE_SIZE)}
         while True:
-            page = await self._kube.list_page(kube.PODS, namespace, params)
+            page = await self._kube.list_page(
+                self.resource, namespace, params, metadata_only=self.metadata_only
+            )
             for item in page.get("items") or []:
                 meta = item.get("metadata") or {}
                 seen.add((meta.get("namespace", ""), meta.get("name", "")))
-                self._observe("ADDED", item)
+                await self._observe("ADDED", item)
             meta = page.get("metadata") or {}
             version = str(meta.get("resourceVersion", ""))
             token = meta.get("continue")
@@ -174,19 +199,24 @@ class PodInformer:
                 gone = self._store.get(*key)
                 self._store.drop(*key)
                 if gone is not None:
-                    self._notify(gone, gone=True)
+                    await self._gone(gone)
         return version
 
     async def _watch(self, namespace: str | None, version: str) -> str:
         params = {
-            "labelSelector": MANAGED_BY_SELECTOR,
+            **self._params,
             "watch": "true",
             "allowWatchBookmarks": "true",
             "resourceVersion": version,
             "timeoutSeconds": str(WATCH_SECONDS),
         }
-        async for event in self._kube.watch(kube.PODS, namespace, params):
+        async for event in self._kube.watch(
+            self.resource, namespace, params, metadata_only=self.metadata_only
+        ):
             kind = event.get("type")
+            if kind == kube.OPENED:
+                readiness.watch_recovered(self._permission("watch", namespace))
+                continue
             obj = event.get("object") or {}
             if kind == "ERROR":
                 if obj.get("code") == 410:
@@ -195,16 +225,48 @@ class PodInformer:
                                     obj.get("message", ""))  # fmt: skip
             version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
             if kind in ("ADDED", "MODIFIED", "DELETED"):
-                self._observe(kind, obj)
+                await self._observe(kind, obj)
         return version
 
-    def _observe(self, kind: str, build_pod: dict[str, Any]) -> None:
-        meta = build_pod.get("metadata") or {}
+    async def _observe(self, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
         if kind == "DELETED":
             self._store.drop(meta.get("namespace", ""), meta.get("name", ""))
+            await self._gone(obj)
         else:
-            self._store.put(build_pod)
-        self._notify(build_pod, gone=kind == "DELETED")
+            self._store.put(obj)
+            await self._changed_object(obj)
+
+    async def _changed_object(self, obj: dict[str, Any]) -> None:
+        """`obj` was added or changed (it is stored already)."""
+
+    async def _gone(self, obj: dict[str, Any]) -> None:
+        """`obj` was deleted (it is no longer stored)."""
+
+
+class PodInformer(Informer):
+    """Keeps `store` in step with the build Pods of `namespaces` (all when empty) and calls
+    `changed((namespace, buildrun_name), urgent=...)` for the BuildRun of every Pod that
+    changed or went; urgent when the Pod finished, is being deleted or is gone."""
+
+    resource = kube.PODS
+    what = "build Pods"
+
+    def __init__(
+        self,
+        client: kube.Kube,
+        store: Store,
+        changed: Callable[..., None],
+        namespaces: list[str] | None = None,
+    ) -> None:
+        super().__init__(client, store, {"labelSelector": MANAGED_BY_SELECTOR}, namespaces)
+        self._changed = changed
+
+    async def _changed_object(self, obj: dict[str, Any]) -> None:
+        self._notify(obj)
+
+    async def _gone(self, obj: dict[str, Any]) -> None:
+        self._notify(obj, gone=True)
 
     def _notify(self, build_pod: dict[str, Any], *, gone: bool = False) -> None:
         meta = build_pod.get("metadata") or {}
@@ -212,6 +274,44 @@ class PodInformer:
         if buildrun:
             urgent = gone or status.pod_ending(build_pod)
             self._changed((meta.get("namespace", ""), buildrun), urgent=urgent)
+
+
+class SecretInformer(Informer):
+    """Secrets as metadata only (PartialObjectMetadata): which exist, never their data.
+
+    `field_selector` narrows the set (`type=kubernetes.io/dockerconfigjson`: the apiserver
+    selects Secrets by type, which metadata does not carry). `appeared_or_went(key)` is
+    called when a Secret is added or deleted (not on changes: only existence is read).
+    """
+
+    resource = kube.SECRETS
+    what = "Secrets"
+    metadata_only = True
+
+    def __init__(
+        self,
+        client: kube.Kube,
+        store: Store,
+        appeared_or_went: Callable[[Key], Awaitable[None]],
+        namespaces: list[str] | None = None,
+        field_selector: str | None = None,
+    ) -> None:
+        params = {"fieldSelector": field_selector} if field_selector else {}
+        super().__init__(client, store, params, namespaces)
+        self._appeared_or_went = appeared_or_went
+
+    async def _observe(self, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if kind != "DELETED" and self._store.get(*key) is None:
+            self._store.put(obj)
+            await self._appeared_or_went(key)
+            return
+        await super()._observe(kind, obj)  # a change (nothing to say) or a deletion (_gone)
+
+    async def _gone(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        await self._appeared_or_went((meta.get("namespace", ""), meta.get("name", "")))
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

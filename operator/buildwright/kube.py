@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import kopf
+import yarl
 
 GROUP_VERSION = "shipwright.io/v1beta1"
 # Upstream's field managers, so server-side-apply tooling and migrations from Shipwright see
@@ -61,6 +62,12 @@ class ApiError(Exception):
             return False
         return self.status in (409, 429) or self.status >= 500
 
+    @property
+    def invalid(self) -> bool:
+        """The request itself was refused (400 Bad Request, 422 Invalid): the same request
+        will be refused again, so it is not retried."""
+        return self.status in (400, 422)
+
 
 _TOO_LARGE_WORDS = ("etcdserver: request is too large", "trying to send message larger than max")
 
@@ -77,6 +84,33 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, aiohttp.ClientError | TimeoutError)
 
 
+# Answers as metadata only (`PartialObjectMetadata`): what the operator reads of Secrets, so
+# their data never reaches it. Lists answer a PartialObjectMetadataList; watch events carry
+# one PartialObjectMetadata each.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+# The first "event" of every watch: the apiserver accepted it (no object).
+OPENED = "OPENED"
+
+
+class InvalidPathSegment(ValueError):
+    """A namespace, name or subresource that no object can have was about to enter a path."""
+
+
+def _segment(value: str) -> str:
+    """`value` as exactly one path segment.
+
+    Everything is percent-escaped (`safe=""`: `/`, `?`, `#` and `%` too), and the values the
+    apiserver refuses as names anyway (`.`, `..`, anything with `/` or `%`) are refused here:
+    the apiserver decodes `%2F` before it splits a path, so escaping alone would not keep
+    `..%2F..%2Fvictim` in its segment. Callers check names first (`core.references`); this
+    is the last line.
+    """
+    if value in (".", "..") or "/" in value or "%" in value:
+        raise InvalidPathSegment(f"{value!r} cannot be a path segment of the API")
+    return quote(value, safe="")
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -89,12 +123,12 @@ class Resource:
     def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
         base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
         if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace)}"
+            base += f"/namespaces/{_segment(namespace)}"
         base += f"/{self.plural}"
         if name:
-            base += f"/{quote(name)}"
+            base += f"/{_segment(name)}"
         if sub:
-            base += f"/{sub}"
+            base += f"/{_segment(sub)}"
         return base
 
 
@@ -185,13 +219,17 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
+        accept: str | None = None,
     ) -> Any:
         url = self._server + path
         if params:
             url += "?" + urlencode(params)
         data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type}
+        if accept:
+            headers["Accept"] = accept
         async with self._session.request(
-            method, url, data=data, headers={"Content-Type": content_type}
+            method, yarl.URL(url, encoded=True), data=data, headers=headers
         ) as response:
             text = await response.text()
             if response.status >= 400:
@@ -242,24 +280,49 @@ class Kube:
         return items
 
     async def list_page(
-        self, resource: Resource, namespace: str | None, params: Mapping[str, str]
+        self,
+        resource: Resource,
+        namespace: str | None,
+        params: Mapping[str, str],
+        *,
+        metadata_only: bool = False,
     ) -> dict[str, Any]:
-        """One page of a list (`limit`/`continue` in `params`), as the API answers it."""
-        result: dict[str, Any] = await self._request("GET", resource.path(namespace), params=params)
+        """One page of a list (`limit`/`continue` in `params`), as the API answers it;
+        with `metadata_only`, a PartialObjectMetadataList (no spec, data or status)."""
+        accept = METADATA_LIST if metadata_only else None
+        result: dict[str, Any] = await self._request(
+            "GET", resource.path(namespace), params=params, accept=accept
+        )
         return result
 
     async def watch(
-        self, resource: Resource, namespace: str | None, params: Mapping[str, str]
+        self,
+        resource: Resource,
+        namespace: str | None,
+        params: Mapping[str, str],
+        *,
+        metadata_only: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
         """The events of a watch (`watch=true` and its options in `params`) until the server
-        ends it; an error answer raises ApiError."""
+        ends it, after a first `{"type": OPENED}` once the server accepted it; an error answer
+        raises ApiError. With `metadata_only`, each event's object is a PartialObjectMetadata."""
         url = self._server + resource.path(namespace) + "?" + urlencode(params)
         seconds = float(params.get("timeoutSeconds", "300"))
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=seconds + 30)
-        async with self._streams.get(url, timeout=timeout) as response:
+        headers = {"Accept": METADATA} if metadata_only else None
+        async with self._streams.get(
+            yarl.URL(url, encoded=True), timeout=timeout, headers=headers
+        ) as response:
             if response.status >= 400:
                 text = await response.text()
-                raise ApiError(response.status, response.reason or "", text[:500])
+                try:
+                    status = json.loads(text)
+                    raise ApiError(
+                        response.status, status.get("reason", ""), status.get("message", "")
+                    )
+                except json.JSONDecodeError:
+                    raise ApiError(response.status, response.reason or "", text[:500]) from None
+            yield {"type": OPENED}  # accepted: callers learn it before the first event
             # Split lines ourselves: StreamReader's line reading refuses lines over 128 KB.
             pending = b""
             async for chunk in response.content.iter_any():

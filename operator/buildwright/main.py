@@ -8,16 +8,21 @@ everything from the current objects, so it needs none.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kopf
 
-from buildwright import informer, memory
-from buildwright.handlers import buildruns, context
+from buildwright import informer, memory, readiness
+from buildwright.handlers import buildruns, common, context, watches
 from buildwright.kube import Kube
+from buildwright.state import Key
 
 logger = logging.getLogger("buildwright")
 
@@ -45,6 +50,68 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         pass
+
+
+class RetryForever:
+    """kopf's pauses between attempts of a failed request, never running out.
+
+    With a finite list kopf gives up a list or watch the apiserver keeps refusing (403: a
+    permission is missing) after ~1 minute, and the whole operator exits. Endless, the other
+    watches go on and the operator reports itself not ready (`KopfRefusals`)."""
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain((1, 1, 2, 3, 5, 8, 13, 21), itertools.repeat(30))
+
+
+_ATTEMPT = re.compile(r"Request attempt #\d+(?:/\d+)? (failed; will retry|succeeded): GET (\S+)")
+
+
+class KopfRefusals(logging.Filter):
+    """Turns kopf's retries of a refused list or watch into readiness (`buildwright.readiness`).
+
+    kopf logs every attempt at ERROR, and one that finally succeeds at DEBUG; this filter
+    sits on kopf's list and watch loggers, records the first as a failing watch (logged once,
+    by readiness, with the permission) and the second as its recovery, and drops both."""
+
+    def __init__(self, show_debug: bool) -> None:
+        super().__init__()
+        self._show_debug = show_debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _ATTEMPT.match(record.getMessage())
+        if match is None:
+            return record.levelno > logging.DEBUG or self._show_debug
+        watch = kopf_permission(match.group(2))
+        if match.group(1) == "succeeded":
+            readiness.watch_recovered(watch)
+            return self._show_debug
+        message = record.getMessage()
+        if "APIForbiddenError" in message:
+            readiness.watch_failed(watch, message.partition(" -> ")[2][:300] or "403 Forbidden")
+            return False
+        return True
+
+
+def kopf_permission(url: str) -> str:
+    """'watch builds.shipwright.io in all namespaces' for the URL of a kopf list or watch."""
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    verb = "watch" if "watch=true" in parts.query else "list"
+    namespace = None
+    if "namespaces" in segments[:-1]:
+        namespace = segments[segments.index("namespaces") + 1]
+    plural = segments[-1] if segments else "?"
+    group = segments[1] if segments[:1] == ["apis"] and len(segments) > 1 else ""
+    kind = f"{plural}.{group}" if group else plural
+    return f"{verb} {kind} " + (f"in namespace {namespace}" if namespace else "in all namespaces")
+
+
+def install_kopf_refusals() -> None:
+    for name in ("kopf._cogs.clients.fetching", "kopf._cogs.clients.watching"):
+        kopf_logger = logging.getLogger(name)
+        show_debug = kopf_logger.getEffectiveLevel() <= logging.DEBUG
+        kopf_logger.addFilter(KopfRefusals(show_debug))
+        kopf_logger.setLevel(logging.DEBUG)  # the filter needs the "succeeded" records
 
 
 def connection_info(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
@@ -85,6 +152,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    settings.networking.error_backoffs = RetryForever()
+    install_kopf_refusals()
     # Initial lists in pages: one response of thousands of Pods would be read, decoded and
     # held whole (tens of MB) before the first object is handled.
     settings.watching.chunk_size = LIST_PAGE_SIZE
@@ -100,8 +169,20 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         kube, ctx.pods, ctx.reconcile_queue.add, namespaces=list(NAMESPACES)
     )
     ctx.pod_informer.start()
+    ctx.secret_informers = [
+        informer.SecretInformer(kube, ctx.secrets, watches.secret_appeared_or_went,
+                                namespaces=list(NAMESPACES)),
+        informer.SecretInformer(kube, ctx.docker_secrets, _ignore, namespaces=list(NAMESPACES),
+                                field_selector=f"type={common.DOCKER_CONFIG_TYPE}"),
+    ]  # fmt: skip
+    for secret_informer in ctx.secret_informers:
+        secret_informer.start()
     memory.start_trimming()
     logger.info("buildwright started; step image %s", ctx.config.step_image)
+
+
+async def _ignore(_: Key) -> None:
+    """Docker-config Secrets matter when a BuildRun starts; their arrival wakes nothing."""
 
 
 @kopf.on.cleanup()
@@ -109,6 +190,8 @@ async def cleanup(**_: Any) -> None:
     ctx = context.current()
     if ctx.pod_informer is not None:
         await ctx.pod_informer.stop()
+    for secret_informer in ctx.secret_informers:
+        await secret_informer.stop()
     if ctx.reconcile_queue is not None:
         await ctx.reconcile_queue.stop()
     await ctx.scheduler.stop()

@@ -37,9 +37,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
+# Every read (get, list, watch) is recorded with its path and user agent, so that tests can
+# tell which objects the operator really asked for (tests/integration/test_tenancy.py).
+AUDIT_READS = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+    verbs: [get, list, watch]
+  - level: None
+"""
+
+
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    cp = ControlPlane()
+    cp = ControlPlane(audit_policy=AUDIT_READS)
     cp.start()
     previous = os.environ.get("KUBECONFIG")
     # Subprocesses the tests start (kubectl, the operator) find the cluster the usual way.

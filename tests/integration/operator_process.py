@@ -29,10 +29,12 @@ def _free_port() -> int:
 class OperatorProcess:
     """One `buildwright run` process; `start()`/`kill()`/`stop()` as often as needed."""
 
-    def __init__(self, kubeconfig: Path, log_dir: Path, extra_env: dict[str, str] | None = None):
+    def __init__(self, kubeconfig: Path, log_dir: Path, extra_env: dict[str, str] | None = None,
+                 extra_args: list[str] | None = None):  # fmt: skip
         self.kubeconfig = kubeconfig
         self.log_dir = log_dir
         self.extra_env = extra_env or {}
+        self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -53,7 +55,7 @@ class OperatorProcess:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "buildwright", "run", "--liveness",
-             f"http://127.0.0.1:{port}/healthz"],
+             f"http://127.0.0.1:{port}/healthz", *self.extra_args],
             cwd=REPO,
             env=env,
             stdout=self._log,

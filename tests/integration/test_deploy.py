@@ -221,7 +221,8 @@ def can(api_client: client.ApiClient, verb: str, group: str, resource: str,
         ("patch", "shipwright.io", "buildruns/status", ""),
         ("create", "", "pods", ""),
         ("get", "", "pods/log", ""),
-        ("get", "", "secrets", ""),
+        ("list", "", "secrets", ""),
+        ("watch", "", "secrets", ""),
         ("patch", "apiextensions.k8s.io", "customresourcedefinitions", "builds.shipwright.io"),
     ],
 )
@@ -235,6 +236,7 @@ def test_service_account_may_do_what_the_operator_does(
 @pytest.mark.parametrize(
     ("verb", "group", "resource", "name"),
     [
+        ("get", "", "secrets", ""),
         ("create", "", "secrets", ""),
         ("update", "", "secrets", ""),
         ("delete", "", "secrets", ""),
@@ -254,14 +256,16 @@ def test_service_account_may_not_do_anything_else(
     assert not can(api_client, verb, group, resource, name, namespace="" if name else "any")
 
 
-def service_account_kubeconfig(admin: Path, core_v1: client.CoreV1Api, target: Path) -> Path:
-    """A kubeconfig for the deploy ServiceAccount: the admin's server and CA, the SA's token."""
+def service_account_kubeconfig(
+    admin: Path, core_v1: client.CoreV1Api, target: Path,
+    account: str = "buildwright", namespace: str = OPERATOR_NAMESPACE,
+) -> Path:  # fmt: skip
+    """A kubeconfig for a ServiceAccount (the deploy one by default): the admin's server and
+    CA, the account's token."""
     request = client.AuthenticationV1TokenRequest(
         spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
     )
-    issued = core_v1.create_namespaced_service_account_token(
-        "buildwright", OPERATOR_NAMESPACE, request
-    )
+    issued = core_v1.create_namespaced_service_account_token(account, namespace, request)
     assert issued.status is not None
     token = issued.status.token
     config = yaml.safe_load(admin.read_text())

@@ -47,11 +47,12 @@ EXPECTED_GRANTS: set[Grant] = (
         ["builds", "buildruns", "buildstrategies", "clusterbuildstrategies"],
         ["get", "list", "watch"],
     )
-    | _grants("shipwright.io", ["builds/status", "buildruns/status"], ["patch"])
+    | _grants("shipwright.io", ["builds/status", "buildruns/status", "buildstrategies/status",
+                                "clusterbuildstrategies/status"], ["patch"])
     | _grants("shipwright.io", ["buildruns"], ["patch", "delete"])
     | _grants("", ["pods"], ["get", "list", "watch", "create", "delete"])
     | _grants("", ["pods/log"], ["get"])
-    | _grants("", ["secrets"], ["get", "list", "watch"])
+    | _grants("", ["secrets"], ["list", "watch"])  # as metadata only; no get
     | _grants("", ["configmaps"], ["get"])
     | _grants("", ["serviceaccounts"], ["get", "create", "patch", "delete"])
     | _grants("", ["events"], ["create"])
@@ -162,6 +163,42 @@ def test_cluster_role_grants_exactly_the_calls_the_operator_makes(
     grants = granted(one(rendered, "ClusterRole", "buildwright"))
     assert sorted(grants - EXPECTED_GRANTS, key=str) == [], "granted but not needed"
     assert sorted(EXPECTED_GRANTS - grants, key=str) == [], "needed but not granted"
+
+
+def test_secret_data_is_readable_only_in_the_operator_namespace(
+    rendered: list[dict[str, Any]],
+) -> None:
+    """Secrets are listed and watched as metadata; `get` (a Secret with its data, the webhook
+    certificate's) is granted in namespace buildwright only."""
+    cluster_role = granted(one(rendered, "ClusterRole", "buildwright"))
+    assert {v for g, r, v, _ in cluster_role if (g, r) == ("", "secrets")} == {"list", "watch"}
+    role = one(rendered, "Role", "buildwright-webhook-certificate")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert granted(role) == {("", "secrets", "get", None)}
+    binding = one(rendered, "RoleBinding", "buildwright-webhook-certificate")
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["roleRef"]["name"] == "buildwright-webhook-certificate"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "buildwright", "namespace": NAMESPACE}
+    ]
+
+
+def test_the_namespaced_install_grants_the_same_in_roles_and_cluster_scope_only_above() -> None:
+    docs = render(REPO / "deploy-namespaced")
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"] == [
+        "buildwright-cluster-scoped"
+    ]
+    cluster = granted(one(docs, "ClusterRole", "buildwright-cluster-scoped"))
+    assert {r for _, r, _, _ in cluster} == {
+        "clusterbuildstrategies", "clusterbuildstrategies/status", "customresourcedefinitions"
+    }
+    role = one(docs, "Role", "buildwright")
+    assert role["metadata"]["namespace"] == "builds"
+    assert cluster | granted(role) == EXPECTED_GRANTS
+    binding = one(docs, "RoleBinding", "buildwright")
+    assert (binding["metadata"]["namespace"], binding["roleRef"]["kind"]) == ("builds", "Role")
+    args = operator_container(one(docs, "Deployment", "buildwright"))["args"]
+    assert "--namespace=builds" in args
 
 
 def test_no_wildcards_and_no_secret_writes(rendered: list[dict[str, Any]]) -> None:

@@ -132,3 +132,16 @@ def test_failure_status_and_its_patch() -> None:
     # Written once; a second decision (another reconcile) writes nothing.
     written = merge({}, patch)
     assert status_patch(written, lifecycle.failure_status(failure, NOW + timedelta(1))) is None
+
+
+def test_the_end_event_name_is_one_per_run() -> None:
+    name = lifecycle.end_event_name("run-1", "0b7d5c3e-1111-2222-3333-444455556666")
+    assert name == "run-1.0b7d5c3e-1111-2222-3333-444455556666.end"
+    assert name != lifecycle.end_event_name("run-1", "another-uid")
+
+
+def test_a_missed_end_event_is_posted_only_while_events_are_kept() -> None:
+    assert not lifecycle.end_event_missed(buildrun(), NOW)  # not finished
+    finished = buildrun(status={"completionTime": ts(60)})
+    assert lifecycle.end_event_missed(finished, NOW)
+    assert not lifecycle.end_event_missed(finished, NOW + timedelta(hours=1))

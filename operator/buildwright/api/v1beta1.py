@@ -483,7 +483,13 @@ class BuildStrategySpec(ApiModel):
 
 
 class BuildStrategyStatus(ApiModel):
-    """Strategies have no status."""
+    """What the operator found in the strategy (upstream strategies have no status)."""
+
+    conditions: list[Condition] | None = Field(
+        None,
+        description="ParametersPassedSafely False when a step pastes a parameter into a shell"
+        " script.",
+    )
 
 
 class BuildStrategy(ApiModel):

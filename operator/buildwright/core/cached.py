@@ -59,11 +59,11 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def secret_summary(secret: Mapping[str, Any]) -> dict[str, Any]:
-    """What the operator keeps of a Secret: where it is, its version and type; never its data."""
+    """What the operator keeps of a Secret: where it is and its version. It reads Secrets as
+    metadata only; should a full Secret ever be passed, its data is dropped here too."""
     meta = _mapping(secret.get("metadata"))
     return {
         "metadata": {
             k: meta[k] for k in ("namespace", "name", "uid", "resourceVersion") if k in meta
         },
-        "type": secret.get("type"),
     }

@@ -134,3 +134,27 @@ def pod_rejection(pod_name: str, status: int, message: str) -> Failure | None:
         f'failed to create the build Pod "{pod_name}": {message}'
         " (change the field of the Build, BuildRun or strategy it names)",
     )
+
+
+# --- the end-of-run Event ----------------------------------------------------------------------
+
+# How long after its end a run's Event is still worth posting when it was missed (the operator
+# stopped between the status write and the Event): the apiserver keeps Events an hour.
+END_EVENT_RECOVERY = timedelta(hours=1)
+
+
+def end_event_name(buildrun_name: str, uid: str) -> str:
+    """The name of a run's one end-of-run Event: the same for every attempt to post it, so
+    that the apiserver's AlreadyExists says it was posted. The uid keeps a re-created run of
+    the same name apart."""
+    return f"{buildrun_name}.{uid}.end"
+
+
+def end_event_missed(buildrun: BuildRun, now: datetime) -> bool:
+    """Whether a finished run seen for the first time since start-up may lack its Event: it
+    ended recently enough that the Event would still be kept."""
+    ended = buildrun.status.completion_time if buildrun.status else None
+    if not ended:
+        return False
+    moment = parse_time(ended)
+    return moment is not None and now - as_utc(moment) < END_EVENT_RECOVERY

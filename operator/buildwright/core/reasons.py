@@ -49,6 +49,12 @@ NODE_SELECTOR_NOT_VALID = "NodeSelectorNotValid"
 TOLERATION_NOT_VALID = "TolerationNotValid"
 SCHEDULER_NAME_NOT_VALID = "SchedulerNameNotValid"
 RUNTIME_CLASS_NAME_NOT_VALID = "RuntimeClassNameNotValid"
+# Ours (no upstream equivalent): a Secret/ConfigMap name that only the build Pod would use
+# (env valueFrom, paramValues, volume sources) is not a valid Kubernetes name.
+REFERENCE_NAME_INVALID = "ReferenceNameInvalid"
+# Ours: a volume override uses a node-level source (hostPath, nfs, ...) the operator does
+# not allow (BUILDWRIGHT_EXTRA_VOLUME_SOURCES).
+VOLUME_SOURCE_NOT_ALLOWED = "VolumeSourceNotAllowed"
 
 # --- Parameters (Build and BuildRun) ---------------------------------------------------------
 RESTRICTED_PARAMETERS_IN_USE = "RestrictedParametersInUse"

@@ -41,7 +41,7 @@ from buildwright.api.v1beta1 import (
     StrategyVolume,
     Trigger,
 )
-from buildwright.core import preflight, reasons
+from buildwright.core import preflight, reasons, references
 from buildwright.core.labels import (
     dns1123_subdomain_errors,
     label_value_errors,
@@ -160,6 +160,8 @@ class BuildFacts:
     repository_probe: str | None = None
     #: Env names users may not set (`FORBIDDEN_ENV_VAR_NAMES`); None means the default.
     forbidden_env: ForbiddenEnvSetting = None
+    #: Volume sources allowed in overrides beyond `SAFE_VOLUME_SOURCES` (an operator setting).
+    extra_volume_sources: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -274,10 +276,49 @@ def probe_unreachable_message(
     return f"dial tcp {address}: {detail}; check the source URL and the network to its host"
 
 
+@dataclass(frozen=True)
+class ProbePolicy:
+    """Whether and where the operator may probe repositories (`verify.repository`): the
+    probe is a request the operator makes to a URL a Build author wrote."""
+
+    #: False: never probe (the annotation is then accepted without a check).
+    enabled: bool = True
+    #: When set, only these hosts (lower case, without port) are probed.
+    allowed_hosts: frozenset[str] | None = None
+
+
+def probe_url(url: str, policy: ProbePolicy = ProbePolicy()) -> str | None:
+    """The smart-HTTP ref advertisement URL of `url`, rebuilt from its parsed parts, or None
+    when it must not be probed.
+
+    Only http and https; userinfo, query and fragment are dropped (a `#` must not cut off
+    the appended path, credentials in the URL must not be sent), and the host must be in the
+    policy's allow-list when it has one.
+    """
+    if not policy.enabled:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    if policy.allowed_hosts is not None and host.lower() not in policy.allowed_hosts:
+        return None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme.lower()}://{netloc}{path}/info/refs?service=git-upload-pack"
+
+
 def repository_to_probe(build: Build) -> str | None:
     """The http(s) URL the shell must probe anonymously (ls-remote style), or None.
 
     Only for `type: Git` without `cloneSecret` and annotation verify.repository = "true".
+    What is requested is `probe_url` of it.
     """
     spec = build.spec
     if spec.source is None or spec.source.type != "Git" or spec.source.git is None:
@@ -348,10 +389,36 @@ def validate_secrets(spec: BuildSpec, existing_secrets: frozenset[str]) -> Failu
     return None
 
 
+# The volume sources a Build or BuildRun may put in place of a strategy volume: those the
+# Pod Security Standard "restricted" allows. The others reach into the node (hostPath, and
+# the network or block devices the kubelet mounts: nfs, iscsi, rbd, ...) or run code on it
+# (gitRepo); an operator setting (`BUILDWRIGHT_EXTRA_VOLUME_SOURCES`) may add some.
+SAFE_VOLUME_SOURCES = frozenset({
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+    "projected", "secret",
+})  # fmt: skip
+
+
+def volume_source_failure(volume: Volume, extra_sources: frozenset[str]) -> Failure | None:
+    """VolumeSourceNotAllowed when an override uses a source outside the allowed ones."""
+    sources = sorted(k for k in volume.model_dump(by_alias=True, exclude_none=True) if k != "name")
+    refused = [s for s in sources if s not in SAFE_VOLUME_SOURCES | extra_sources]
+    if not refused:
+        return None
+    return Failure(
+        reasons.VOLUME_SOURCE_NOT_ALLOWED,
+        f"Volume {go_quote(volume.name)} uses {', '.join(refused)}, which Builds and BuildRuns"
+        f" may not use; allowed: {', '.join(sorted(SAFE_VOLUME_SOURCES | extra_sources))}",
+    )
+
+
 def volumes_failure(
-    strategy_volumes: Sequence[StrategyVolume] | None, volumes: Sequence[Volume] | None
+    strategy_volumes: Sequence[StrategyVolume] | None,
+    volumes: Sequence[Volume] | None,
+    extra_sources: frozenset[str] = frozenset(),
 ) -> Failure | None:
-    """Volumes may only replace strategy volumes marked `overridable: true` (first failure)."""
+    """Volumes may only replace strategy volumes marked `overridable: true`, and only with
+    the allowed sources (first failure)."""
     by_name = {volume.name: volume for volume in strategy_volumes or ()}
     for volume in volumes or ():
         declared = by_name.get(volume.name)
@@ -365,6 +432,9 @@ def volumes_failure(
                 reasons.VOLUME_NOT_OVERRIDABLE,
                 f"Volume {go_quote(volume.name)} is not overridable in the Strategy",
             )
+        refused = volume_source_failure(volume, extra_sources)
+        if refused is not None:
+            return refused
     return None
 
 
@@ -384,7 +454,10 @@ def step_resources_failure(
 
 
 def validate_strategy(
-    spec: BuildSpec, namespace: str, strategy: AnyStrategy | None
+    spec: BuildSpec,
+    namespace: str,
+    strategy: AnyStrategy | None,
+    extra_volume_sources: frozenset[str] = frozenset(),
 ) -> Failure | None:
     """#4 strategy: kind, existence, then parameters, volumes, step resources (last wins)."""
     kind = strategy_kind(spec)
@@ -409,7 +482,7 @@ def validate_strategy(
     return _last(
         [
             validate_parameters(strategy.spec.parameters, spec.param_values, check_missing=False),
-            volumes_failure(strategy.spec.volumes, spec.volumes),
+            volumes_failure(strategy.spec.volumes, spec.volumes, extra_volume_sources),
             step_resources_failure(strategy, spec.strategy.step_resources),
         ]
     )
@@ -714,7 +787,8 @@ def validate_build(build: Build, facts: BuildFacts) -> BuildRegistration:
     checks: list[Check] = [
         lambda: validate_source_url(build, facts.repository_probe),
         lambda: validate_secrets(spec, facts.existing_secrets),
-        lambda: validate_strategy(spec, namespace, facts.strategy),
+        lambda: validate_strategy(spec, namespace, facts.strategy, facts.extra_volume_sources),
+        lambda: references.invalid_pod_reference(references.pod_references(spec)),
         # #5 source: a mismatch sets no reason upstream, so it cannot stop registration.
         lambda: validate_output(spec),
         lambda: validate_build_name(name),
@@ -794,6 +868,9 @@ def validate_buildrun_request(
     fields = validate_buildrun_fields(buildrun.spec)
     if fields is not None:
         return fields
+    invalid = references.invalid_pod_reference(references.pod_references(buildrun.spec))
+    if invalid is not None:
+        return invalid
     forbidden = forbidden_env_names(forbidden_env)
     for var in buildrun.spec.env or ():
         if var.name in forbidden:
@@ -819,7 +896,8 @@ def validate_embedded_build(
     last: Failure | None = _last(
         [
             validate_secrets(spec, facts.existing_secrets),
-            validate_strategy(spec, namespace, facts.strategy),
+            validate_strategy(spec, namespace, facts.strategy, facts.extra_volume_sources),
+            references.invalid_pod_reference(references.pod_references(spec)),
         ]
     )
     mismatch = source_mismatch(spec)
@@ -841,13 +919,15 @@ def validate_embedded_build(
     return Failure(reasons.BUILD_REGISTRATION_FAILED, last.message)
 
 
-def validate_buildrun_overrides(spec: BuildRunSpec, strategy: AnyStrategy) -> Failure | None:
+def validate_buildrun_overrides(
+    spec: BuildRunSpec, strategy: AnyStrategy, extra_volume_sources: frozenset[str] = frozenset()
+) -> Failure | None:
     """§7.1 step 11: the BuildRun's own volumes, stepResources and scheduling fields.
 
     The first failure wins. Platforms are checked by `validate_buildrun_platforms`.
     """
     checks: list[Check] = [
-        lambda: volumes_failure(strategy.spec.volumes, spec.volumes),
+        lambda: volumes_failure(strategy.spec.volumes, spec.volumes, extra_volume_sources),
         lambda: step_resources_failure(strategy, spec.step_resources),
         lambda: next(iter(_node_selector_failures(spec.node_selector)), None),
         lambda: _first(

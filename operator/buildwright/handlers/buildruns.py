@@ -47,6 +47,7 @@ async def buildrun_event(type: str, body: kopf.Body, **_: Any) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     if type == "DELETED":
         ctx.buildruns.drop(namespace, name)
+        ctx.announced.discard(str(body["metadata"].get("uid", "")))
         ctx.build_waiters.forget((namespace, name))
         ctx.scheduler.cancel((namespace, name), "timeout")
         ctx.scheduler.cancel((namespace, name), "ttl")
@@ -107,6 +108,8 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         return
     run_status = buildrun.status
     if run_status is not None and run_status.completion_time:
+        if _end_event_may_be_missing(ctx, buildrun):
+            await announce_end(ctx, buildrun, body)
         await after_completion(ctx, buildrun, just_finished=False)
         return
     if run_status is not None and run_status.executor is not None:
@@ -188,6 +191,7 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
             strategy=validation.parse_strategy(strategy_body) if strategy_body else None,
             repository_probe=None,
             forbidden_env=ctx.config.forbidden_env,
+            extra_volume_sources=ctx.config.extra_volume_sources,
         )
         failure = validation.validate_embedded_build(build_spec, facts, namespace=namespace)
         if failure is not None:
@@ -212,7 +216,9 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
 
     failure = (
         validation.merged_parameter_failure(strategy, build_spec, buildrun.spec)
-        or validation.validate_buildrun_overrides(buildrun.spec, strategy)
+        or validation.validate_buildrun_overrides(
+            buildrun.spec, strategy, ctx.config.extra_volume_sources
+        )
         or podcheck.strategy_steps_failure(step.name for step in strategy.spec.steps)
     )
     if failure is not None:
@@ -370,9 +376,9 @@ def linked(account: dict[str, Any], secret: str) -> bool:
 async def first_docker_secret(ctx: Context, namespace: str, account: dict[str, Any]) -> str | None:
     """The first kubernetes.io/dockerconfigjson Secret linked to the service account."""
     for ref in [*(account.get("secrets") or []), *(account.get("imagePullSecrets") or [])]:
-        secret = await common.get_secret(ctx, namespace, ref.get("name", ""))
-        if secret is not None and secret.get("type") == "kubernetes.io/dockerconfigjson":
-            return str(ref["name"])
+        name = ref.get("name")
+        if isinstance(name, str) and await common.is_docker_config(ctx, namespace, name):
+            return name
     return None
 
 
@@ -384,7 +390,7 @@ async def missing_volume_sources(
         if kind == "secrets":
             found = await common.get_secret(ctx, namespace, ref_name)
         else:
-            found = await ctx.kube.get(kube.CONFIGMAPS, namespace, ref_name)
+            found = await common.get_configmap(ctx, namespace, ref_name)
         if found is None:
             return Failure(reasons.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
     return None
@@ -413,8 +419,9 @@ async def fail(
         failure.reason,
         failure.message,
     )
-    await common.post_event(ctx, updated, failure.reason, failure.message, warning=True)
-    await after_completion(ctx, BuildRun.model_validate(updated), just_finished=True)
+    finished = BuildRun.model_validate(updated)
+    await announce_end(ctx, finished, updated)
+    await after_completion(ctx, finished, just_finished=True)
 
 
 # --- a BuildRun with a Pod -------------------------------------------------------------------
@@ -514,13 +521,35 @@ async def write_status(
             "BuildRun %s/%s: %s %s: %s",
             meta["namespace"], meta["name"], after.status, after.reason, after.message,
         )  # fmt: skip
-    announced = status.announced_condition(_condition(buildrun), after)
-    if announced is not None:
-        await common.post_event(
-            ctx, updated, announced.reason, announced.message, warning=announced.status == "False"
-        )
+    if status.announced_condition(_condition(buildrun), after) is not None:
+        await announce_end(ctx, new, updated)
     if new.status is not None and new.status.completion_time:
         await after_completion(ctx, new, just_finished=True)
+
+
+def _end_event_may_be_missing(ctx: Context, buildrun: BuildRun) -> bool:
+    """A finished run seen for the first time since start-up: the operator may have stopped
+    between its final status write and its Event. Posting again is harmless (same name)."""
+    meta = buildrun.metadata
+    if meta.get("deletionTimestamp") or meta.get("uid") in ctx.announced:
+        return False
+    return lifecycle.end_event_missed(buildrun, common.now())
+
+
+async def announce_end(ctx: Context, buildrun: BuildRun, body: dict[str, Any]) -> None:
+    """The run's one end-of-run Event (`Normal Succeeded` or `Warning <reason>`), named
+    deterministically so that a repeated attempt (a retry, a restart) cannot post a second."""
+    condition = _condition(buildrun)
+    uid = str(buildrun.metadata.get("uid", ""))
+    if condition is None or condition.status not in ("True", "False") or not uid:
+        return
+    posted = await common.post_event(
+        ctx, body, condition.reason, condition.message, warning=condition.status == "False",
+        name=lifecycle.end_event_name(buildrun.metadata["name"], uid),
+        at=condition.last_transition_time,
+    )  # fmt: skip
+    if posted:
+        ctx.announced.add(uid)
 
 
 def forget_pending_status(ctx: Context, key: tuple[str, str]) -> None:

@@ -44,15 +44,22 @@ async def build_event(type: str, body: kopf.Body, **_: Any) -> None:
         reconcile_later(ctx, *waiter)
 
 
-async def probe_repository(url: str) -> str | None:
-    """Anonymous reachability check of an http(s) Git URL (smart-HTTP ref advertisement)."""
-    probe = url.rstrip("/") + "/info/refs?service=git-upload-pack"
+async def probe_repository(url: str, policy: validation.ProbePolicy) -> str | None:
+    """Anonymous reachability check of an http(s) Git URL (smart-HTTP ref advertisement).
+
+    The request goes to `validation.probe_url` (the Build's own host, nothing smuggled in
+    through userinfo or a fragment), follows no redirect, and reads no answer body: only its
+    status code reaches the Build's status."""
+    probe = validation.probe_url(url, policy)
+    if probe is None:
+        logger.info("repository %s is not probed (BUILDWRIGHT_REPOSITORY_PROBE*)", url)
+        return None
     try:
         async with (
             aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS)
             ) as session,
-            session.get(probe, allow_redirects=True) as response,
+            session.get(probe, allow_redirects=False) as response,
         ):
             if response.status in (401, 403, 404):
                 return validation.PROBE_AUTH_REQUIRED
@@ -120,13 +127,14 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
             ctx, strategy_kind, namespace, build.spec.strategy.name
         )
     probe_url = validation.repository_to_probe(build)
-    probe = await probe_repository(probe_url) if probe_url else None
+    probe = await probe_repository(probe_url, ctx.config.repository_probe) if probe_url else None
 
     facts = validation.BuildFacts(
         existing_secrets=await common.existing_secrets(ctx, namespace, secrets),
         strategy=validation.parse_strategy(strategy_body) if strategy_body else None,
         repository_probe=probe,
         forbidden_env=ctx.config.forbidden_env,
+        extra_volume_sources=ctx.config.extra_volume_sources,
     )
     outcome = validation.validate_build(build, facts)
     if validation.validate_build_name(name) is None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from buildwright import kube
+from buildwright.core import references
 from buildwright.core.preflight import CLUSTER_BUILD_STRATEGY
 from buildwright.handlers.context import Context
 from buildwright.state import Store
@@ -68,6 +69,13 @@ def log_rejected(what: str, key: tuple[str, str], error: BaseException) -> None:
 async def cached_get(
     ctx: Context, store: Store, resource: kube.Resource, namespace: str, name: str
 ) -> dict[str, Any] | None:
+    """The object from the store, else from the API; None when it does not exist.
+
+    Every lookup by a name taken from a user's object goes through here or the getters below:
+    a name no object can have (`core.references`) is "not found" without a request, so it
+    never reaches an API path."""
+    if not references.can_exist(name):
+        return None
     body = store.get(namespace, name)
     if body is not None:
         return body
@@ -77,22 +85,59 @@ async def cached_get(
     return body
 
 
+async def get_configmap(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
+    if not references.can_exist(name):
+        return None
+    return await ctx.kube.get(kube.CONFIGMAPS, namespace, name)
+
+
 async def get_strategy(ctx: Context, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     if kind == CLUSTER_BUILD_STRATEGY:
         return await cached_get(ctx, ctx.cluster_strategies, kube.CLUSTERBUILDSTRATEGIES, "", name)
     return await cached_get(ctx, ctx.strategies, kube.BUILDSTRATEGIES, namespace, name)
 
 
+DOCKER_CONFIG_TYPE = "kubernetes.io/dockerconfigjson"
+
+
 async def get_secret(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
-    """The Secret's summary: from the watch's record, else (a miss is not trusted) the API."""
+    """The Secret's metadata: from the watch's record, else (a miss is not trusted) the API,
+    asked for metadata only and by list (the operator may list Secrets, not get them)."""
+    if not references.can_exist(name):
+        return None
     summary = ctx.secrets.get(namespace, name)
     if summary is not None:
         return summary
-    body = await ctx.kube.get(kube.SECRETS, namespace, name)
-    if body is None:
+    found = await _secret_metadata(ctx, namespace, f"metadata.name={name}")
+    if found is None:
         return None
-    ctx.secrets.put(body)  # the store keeps its summary only (core.cached.secret_summary)
+    ctx.secrets.put(found)
     return ctx.secrets.get(namespace, name)
+
+
+async def is_docker_config(ctx: Context, namespace: str, name: str) -> bool:
+    """Whether the Secret exists with type kubernetes.io/dockerconfigjson (metadata does not
+    carry the type: a watch and, on a miss, a list select Secrets by it)."""
+    if not references.can_exist(name):
+        return False
+    if ctx.docker_secrets.get(namespace, name) is not None:
+        return True
+    found = await _secret_metadata(
+        ctx, namespace, f"metadata.name={name},type={DOCKER_CONFIG_TYPE}"
+    )
+    if found is not None:
+        ctx.docker_secrets.put(found)
+    return found is not None
+
+
+async def _secret_metadata(
+    ctx: Context, namespace: str, field_selector: str
+) -> dict[str, Any] | None:
+    page = await ctx.kube.list_page(
+        kube.SECRETS, namespace, {"fieldSelector": field_selector}, metadata_only=True
+    )
+    items: list[dict[str, Any]] = page.get("items") or []
+    return items[0] if items else None
 
 
 async def existing_secrets(ctx: Context, namespace: str, names: set[str]) -> frozenset[str]:
@@ -112,6 +157,8 @@ ACCOUNT_TTL_SECONDS = 1.0
 
 async def get_account(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
     """A ServiceAccount (None when absent), read at most once per ACCOUNT_TTL_SECONDS."""
+    if not references.can_exist(name):
+        return None
     cached = fresh_account(ctx, namespace, name)
     if cached is not None:
         return cached[0]
@@ -152,20 +199,35 @@ def remember_account(
 
 
 async def post_event(
-    ctx: Context, body: dict[str, Any], reason: str, message: str, *, warning: bool = False
-) -> None:
-    """A Kubernetes Event on the object, so `kubectl describe` tells its story."""
+    ctx: Context,
+    body: dict[str, Any],
+    reason: str,
+    message: str,
+    *,
+    warning: bool = False,
+    name: str | None = None,
+    at: str | None = None,
+) -> bool:
+    """A Kubernetes Event on the object, so `kubectl describe` tells its story.
+
+    With `name`, posting is idempotent: an Event of that name that exists already (409) was
+    posted by an earlier attempt. `at` is its time (now when absent). True when the Event
+    exists afterwards."""
     meta = body["metadata"]
-    stamp = rfc3339(now())
+    # Events are namespaced; those of cluster-scoped objects go to `default`, as kubectl
+    # describe looks for them there.
+    namespace = meta.get("namespace") or "default"
+    stamp = at or rfc3339(now())
+    identity = {"name": name} if name else {"generateName": f"{meta['name']}."}
     event = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "metadata": {**identity, "namespace": namespace},
         "involvedObject": {
             "apiVersion": body.get("apiVersion", kube.GROUP_VERSION),
             "kind": body.get("kind"),
             "name": meta["name"],
-            "namespace": meta["namespace"],
+            "namespace": meta.get("namespace", ""),
             "uid": meta.get("uid"),
             "resourceVersion": meta.get("resourceVersion"),
         },
@@ -181,6 +243,13 @@ async def post_event(
     }
     try:
         manager = kube.BUILD_CONTROLLER if body.get("kind") == "Build" else None
-        await ctx.kube.create(kube.EVENTS, meta["namespace"], event, manager=manager)
+        await ctx.kube.create(kube.EVENTS, namespace, event, manager=manager)
+        return True
     except kube.API_ERRORS as error:  # an Event is a courtesy; never fail a reconcile for it
+        if isinstance(error, kube.ApiError):
+            if name and error.conflict:
+                return True
+            if error.status == 403 and "being terminated" in error.message:
+                return False  # its namespace is going away, and the object with it
         logger.warning("could not post event %s on %s: %s", reason, meta["name"], error)
+        return False

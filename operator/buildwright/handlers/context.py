@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from buildwright.core import cached
+from buildwright.core.validation import ProbePolicy
 from buildwright.kube import Kube
 from buildwright.state import Dependents, Key, Scheduler, Store
 
@@ -41,6 +42,15 @@ class Config:
     """How long in-progress status changes of a BuildRun may wait to be written together
     (`core.status.write_deadline`); 0 writes every change at once."""
 
+    extra_volume_sources: frozenset[str] = frozenset()
+    """Volume sources Builds and BuildRuns may use in overrides besides the ones the Pod
+    Security Standard "restricted" allows (e.g. `hostPath`): trusted clusters only."""
+
+    repository_probe: ProbePolicy = field(default_factory=ProbePolicy)
+    """Whether and which repositories `build.shipwright.io/verify.repository` may probe:
+    BUILDWRIGHT_REPOSITORY_PROBE=off turns it off, BUILDWRIGHT_REPOSITORY_PROBE_HOSTS (comma
+    separated) limits it to those hosts."""
+
     @classmethod
     def from_env(cls) -> Config:
         forbidden = os.environ.get("FORBIDDEN_ENV_VAR_NAMES")
@@ -53,7 +63,15 @@ class Config:
             ) from None
         if coalesce_seconds < 0:
             raise ValueError("BUILDWRIGHT_STATUS_COALESCE_SECONDS must not be negative")
+        extra_sources = os.environ.get("BUILDWRIGHT_EXTRA_VOLUME_SOURCES", "").split(",")
+        probe = os.environ.get("BUILDWRIGHT_REPOSITORY_PROBE", "on").strip().lower()
+        if probe not in ("on", "off"):
+            raise ValueError(f"BUILDWRIGHT_REPOSITORY_PROBE={probe!r} must be on or off")
+        hosts = os.environ.get("BUILDWRIGHT_REPOSITORY_PROBE_HOSTS", "").split(",")
+        allowed = frozenset(h.strip().lower() for h in hosts if h.strip())
         return cls(
+            repository_probe=ProbePolicy(enabled=probe == "on", allowed_hosts=allowed or None),
+            extra_volume_sources=frozenset(n.strip() for n in extra_sources if n.strip()),
             step_image=os.environ.get("BUILDWRIGHT_STEP_IMAGE", DEFAULT_STEP_IMAGE),
             status_coalesce_seconds=coalesce_seconds,
             forbidden_env=tuple(n.strip() for n in forbidden.split(",") if n.strip())
@@ -73,8 +91,10 @@ class Context:
     strategies: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
     cluster_strategies: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
     pods: Store = field(default_factory=lambda: Store(cached.build_pod_for_status))
-    # Secrets reduced to name and type as they are stored: never their data.
+    # Secrets as the metadata watch delivers them (never their data), reduced to their name;
+    # those of type kubernetes.io/dockerconfigjson again apart (a watch selects them by type).
     secrets: Store = field(default_factory=lambda: Store(cached.secret_summary))
+    docker_secrets: Store = field(default_factory=lambda: Store(cached.secret_summary))
     # ServiceAccounts are not watched (no list/watch permission); lookups are reused briefly.
     accounts: dict[Key, tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
     # Secret (ns, name) → Builds referencing it; Build/strategy → BuildRuns waiting on it.
@@ -88,10 +108,15 @@ class Context:
     status_due: dict[Key, datetime] = field(default_factory=dict)
     # Set at start-up (main.py): build Pods watched outside kopf, and the BuildRuns they wake.
     pod_informer: Any = None
+    secret_informers: list[Any] = field(default_factory=list)
     reconcile_queue: Any = None
     unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
     # (object, purpose) → transient failures in a row, for the backoff of `common.retry_later`.
     retry_attempts: dict[tuple[Key, str], int] = field(default_factory=dict)
+
+
+    # uids of the finished BuildRuns whose end-of-run Event this process knows to exist.
+    announced: set[str] = field(default_factory=set)
     _locks: defaultdict[Key, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )

@@ -160,6 +160,8 @@ class _Child:
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    argv: list[str]
+    ready: Callable[[], bool] | None = None
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -182,11 +184,16 @@ class ControlPlane:
         *,
         startup_timeout: float = 90.0,
         extra_apiserver_args: Sequence[str] = (),
+        audit_policy: str | None = None,
     ) -> None:
         self._binaries_dir = binaries_dir
+        # An audit policy (YAML) makes the apiserver log the requests it selects as JSON lines
+        # at `audit_log_path`: tests read there which paths a client really asked for.
+        self._audit_policy = audit_policy
         self._startup_timeout = startup_timeout
         self._extra_apiserver_args = tuple(extra_apiserver_args)
         self._children: list[_Child] = []
+        self._start_order = ["etcd", "kube-apiserver", "kube-controller-manager"]
         self._workdir: Path | None = None
         self._server_url: str | None = None
         self._lock = threading.Lock()
@@ -224,6 +231,11 @@ class ControlPlane:
     def service_account_key_path(self) -> Path:
         """The private key that signs service-account tokens."""
         return self._dir() / "pki" / "sa.key"
+
+    @property
+    def audit_log_path(self) -> Path:
+        """The apiserver's audit log (only written when started with an `audit_policy`)."""
+        return self._dir() / "audit.log"
 
     @property
     def pids(self) -> list[int]:
@@ -312,7 +324,7 @@ class ControlPlane:
     def _spawn(self, name: str, argv: Sequence[str]) -> _Child:
         log_path = self._dir() / "logs" / f"{name}.log"
         log_path.parent.mkdir(exist_ok=True)
-        with open(log_path, "wb") as log:
+        with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
@@ -324,9 +336,35 @@ class ControlPlane:
                 start_new_session=True,
                 cwd=self._dir(),
             )
-        child = _Child(name, proc, log_path)
+        child = _Child(name, proc, log_path, list(argv))
         self._children.append(child)
         return child
+
+    def restart(self, name: str) -> None:
+        """Stop one component ("etcd", "kube-apiserver") and start it again on the same ports
+        and data, returning once it is ready: what chaos tests do to their clients."""
+        with self._lock:
+            [child] = [c for c in self._children if c.name == name]
+            if child.proc.poll() is None:
+                child.proc.terminate()
+                try:
+                    child.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+                    child.proc.wait()
+            self._children.remove(child)
+            again = self._spawn(name, child.argv)
+            again.ready = child.ready
+            # stop() goes through the list in reverse start order: put it back in its place.
+            self._children.insert(self._start_order.index(name), self._children.pop())
+            if again.ready is not None:
+                self._await_ready(again, again.ready, f"{name} after a restart",
+                                  self._startup_timeout)  # fmt: skip
+
+    @property
+    def etcd_url(self) -> str:
+        """etcd's client URL (plain HTTP on loopback)."""
+        return self._etcd_url
 
     def _await_ready(
         self, child: _Child, probe: Callable[[], bool], what: str, timeout: float
@@ -417,12 +455,19 @@ class ControlPlane:
                 body = json.loads(resp.read())
             return str(body.get("health")) == "true"
 
+        child.ready = healthy
         self._await_ready(child, healthy, "etcd /health", self._startup_timeout)
 
     def _start_apiserver(self, binaries: Path) -> None:
         port = free_port()
         pki = self._dir() / "pki"
         self._server_url = f"https://127.0.0.1:{port}"
+        audit: list[str] = []
+        if self._audit_policy is not None:
+            policy = self._dir() / "audit-policy.yaml"
+            policy.write_text(self._audit_policy)
+            audit = [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log_path}",
+                     "--audit-log-format=json", "--audit-log-mode=blocking"]  # fmt: skip
         child = self._spawn(
             "kube-apiserver",
             [
@@ -446,6 +491,7 @@ class ControlPlane:
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",
+                *audit,
                 *self._extra_apiserver_args,
             ],
         )
@@ -459,6 +505,7 @@ class ControlPlane:
             ) as resp:
                 return bool(resp.status == 200 and resp.read().strip() == b"ok")
 
+        child.ready = ready
         self._await_ready(child, ready, "kube-apiserver /readyz", self._startup_timeout)
 
     def _write_kubeconfigs(self) -> None:
