@@ -26,8 +26,9 @@ SECRET_DATA = "tenancy-" + uuid.uuid4().hex  # must never show up anywhere
 
 @pytest.fixture
 def victim(core_v1: client.CoreV1Api, custom_objects: client.CustomObjectsApi) -> Iterator[str]:
-    """A second namespace holding a strategy with an env value and a Secret worth stealing."""
-    name = f"victim-{uuid.uuid4().hex[:8]}"
+    """Namespace `victim` (the issue's names use it verbatim; one test per session uses it),
+    holding a strategy with an env value and a Secret worth stealing."""
+    name = "victim"
     core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     core_v1.create_namespaced_secret(name, client.V1Secret(
         metadata=client.V1ObjectMeta(name="topsecret"), string_data={"token": SECRET_DATA},
