@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from buildwright import kube
+from buildwright import health, kube, metrics
 from buildwright.core import pod, status
 from buildwright.state import Key, Store
 
@@ -53,11 +54,14 @@ class KeyQueue:
         self._normal: deque[Key] = deque()
         self._ready = asyncio.Semaphore(0)
         self._tasks: list[asyncio.Task[None]] = []
+        self._added: dict[Key, float] = {}  # when each pending key was queued (monotonic)
+        metrics.current().queue_depth.set_function(lambda: len(self._pending))
 
     def add(self, key: Key, *, urgent: bool = False) -> None:
         if key in self._urgent_pending or (key in self._pending and not urgent):
             return
         self._pending.add(key)
+        self._added.setdefault(key, time.monotonic())
         if urgent:
             # A key already waiting in the normal lane gets a second, earlier entry; the
             # later one finds it no longer pending and is skipped.
@@ -85,6 +89,9 @@ class KeyQueue:
                 continue  # the second entry of a key served from the urgent lane
             self._pending.discard(key)
             self._urgent_pending.discard(key)
+            added = self._added.pop(key, None)
+            if added is not None:
+                metrics.current().queue_wait.observe(time.monotonic() - added)
             try:
                 await self._handler(*key)
             except Exception:
@@ -109,7 +116,12 @@ class PodInformer:
         self._namespaces: list[str | None] = list(namespaces) if namespaces else [None]
         self._tasks: list[asyncio.Task[None]] = []
 
+    def _health_key(self, namespace: str | None) -> str:
+        return f"watch/pods/{namespace or '*'}"
+
     def start(self) -> None:
+        for namespace in self._namespaces:
+            health.set_not_ready(self._health_key(namespace), "build Pods not listed yet")
         self._tasks = [
             asyncio.create_task(self._run(namespace), name=f"buildwright-pods-{namespace or '*'}")
             for namespace in self._namespaces
@@ -125,13 +137,16 @@ class PodInformer:
             try:
                 if version is None:
                     version = await self._relist(namespace)
+                    health.set_ready(self._health_key(namespace))
                 version = await self._watch(namespace, version)
             except asyncio.CancelledError:
                 raise
             except _Expired:
+                metrics.current().watch_restarts.labels("pods", "expired").inc()
                 logger.info("build Pod watch expired; listing them again")
                 version = None
             except Exception as error:  # the API is away or the connection broke: try again
+                metrics.current().watch_restarts.labels("pods", "error").inc()
                 logger.warning("watching build Pods: %s; retrying in %ss", error, RETRY_SECONDS)
                 await asyncio.sleep(RETRY_SECONDS)
 

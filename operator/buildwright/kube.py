@@ -10,13 +10,15 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
 import kopf
+
+from buildwright import metrics
 
 GROUP_VERSION = "shipwright.io/v1beta1"
 FIELD_MANAGER = "buildwright"
@@ -39,6 +41,14 @@ class ApiError(Exception):
     def conflict(self) -> bool:
         return self.status == 409
 
+
+class NotLeading(Exception):
+    """A write refused because this replica does not lead (any more): another one does the
+    work, so the reconcile stops here without retrying."""
+
+
+# The verbs the leader guard of a client (`Kube.guard_writes`) is asked about.
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
 
 # What a reconcile retries after a delay instead of giving up: answers of the API server
 # (conflicts, throttling, unavailability) and broken connections.
@@ -75,6 +85,7 @@ CONFIGMAPS = Resource("v1", "configmaps")
 SERVICEACCOUNTS = Resource("v1", "serviceaccounts")
 EVENTS = Resource("v1", "events")
 CRDS = Resource("apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False)
+LEASES = Resource("coordination.k8s.io/v1", "leases")
 
 
 def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
@@ -135,6 +146,13 @@ class Kube:
             headers=headers, connector=aiohttp.TCPConnector(ssl=context, limit=0)
         )
 
+        self._guard: Callable[[str, Resource], None] | None = None
+
+    def guard_writes(self, guard: Callable[[str, Resource], None] | None) -> None:
+        """Call `guard(verb, resource)` before every write; it raises (NotLeading) to refuse.
+        A replica that lost its lease must not write a moment later than it knows."""
+        self._guard = guard
+
     async def close(self) -> None:
         await self._session.close()
         await self._streams.close()
@@ -144,6 +162,8 @@ class Kube:
         method: str,
         path: str,
         *,
+        verb: str,
+        resource: Resource,
         body: Any = None,
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
@@ -152,26 +172,33 @@ class Kube:
         if params:
             url += "?" + urlencode(params)
         data = None if body is None else json.dumps(body)
-        async with self._session.request(
-            method, url, data=data, headers={"Content-Type": content_type}
-        ) as response:
-            text = await response.text()
-            if response.status >= 400:
-                try:
-                    status = json.loads(text)
-                    raise ApiError(
-                        response.status, status.get("reason", ""), status.get("message", "")
-                    )
-                except json.JSONDecodeError:
-                    raise ApiError(response.status, response.reason or "", text[:500]) from None
-            return json.loads(text) if text else None
+        if self._guard is not None and verb in WRITE_VERBS:
+            self._guard(verb, resource)
+        code = "error"
+        try:
+            async with self._session.request(
+                method, url, data=data, headers={"Content-Type": content_type}
+            ) as response:
+                code = str(response.status)
+                text = await response.text()
+        finally:
+            metrics.current().api_requests.labels(verb, resource.plural, code).inc()
+        if response.status >= 400:
+            try:
+                status = json.loads(text)
+            except json.JSONDecodeError:
+                raise ApiError(response.status, response.reason or "", text[:500]) from None
+            raise ApiError(response.status, status.get("reason", ""), status.get("message", ""))
+        return json.loads(text) if text else None
 
     async def get(
         self, resource: Resource, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
         try:
-            result: dict[str, Any] = await self._request("GET", resource.path(namespace, name))
+            result: dict[str, Any] = await self._request(
+                "GET", resource.path(namespace, name), verb="get", resource=resource
+            )
             return result
         except ApiError as error:
             if error.not_found:
@@ -182,7 +209,9 @@ class Kube:
         self, resource: Resource, namespace: str | None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         params = {"labelSelector": label_selector} if label_selector else None
-        result = await self._request("GET", resource.path(namespace), params=params)
+        result = await self._request(
+            "GET", resource.path(namespace), verb="list", resource=resource, params=params
+        )
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 
@@ -190,7 +219,9 @@ class Kube:
         self, resource: Resource, namespace: str | None, params: Mapping[str, str]
     ) -> dict[str, Any]:
         """One page of a list (`limit`/`continue` in `params`), as the API answers it."""
-        result: dict[str, Any] = await self._request("GET", resource.path(namespace), params=params)
+        result: dict[str, Any] = await self._request(
+            "GET", resource.path(namespace), verb="list", resource=resource, params=params
+        )
         return result
 
     async def watch(
@@ -202,6 +233,9 @@ class Kube:
         seconds = float(params.get("timeoutSeconds", "300"))
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=seconds + 30)
         async with self._streams.get(url, timeout=timeout) as response:
+            metrics.current().api_requests.labels(
+                "watch", resource.plural, str(response.status)
+            ).inc()
             if response.status >= 400:
                 text = await response.text()
                 raise ApiError(response.status, response.reason or "", text[:500])
@@ -217,7 +251,27 @@ class Kube:
         self, resource: Resource, namespace: str | None, body: dict[str, Any]
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self._request(
-            "POST", resource.path(namespace), body=body, params={"fieldManager": FIELD_MANAGER}
+            "POST",
+            resource.path(namespace),
+            verb="create",
+            resource=resource,
+            body=body,
+            params={"fieldManager": FIELD_MANAGER},
+        )
+        return result
+
+    async def replace(
+        self, resource: Resource, namespace: str | None, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """PUT the whole object; its `metadata.resourceVersion` makes it conditional (409
+        Conflict when the object changed since it was read)."""
+        result: dict[str, Any] = await self._request(
+            "PUT",
+            resource.path(namespace, name),
+            verb="update",
+            resource=resource,
+            body=body,
+            params={"fieldManager": FIELD_MANAGER},
         )
         return result
 
@@ -233,6 +287,8 @@ class Kube:
         result: dict[str, Any] = await self._request(
             "PATCH",
             resource.path(namespace, name, "status" if status else ""),
+            verb="patch",
+            resource=resource,
             body=patch,
             content_type="application/merge-patch+json",
             params={"fieldManager": FIELD_MANAGER},
@@ -245,7 +301,13 @@ class Kube:
         """Delete; False when it was already gone."""
         body = {"propagationPolicy": "Background" if background else "Foreground"}
         try:
-            await self._request("DELETE", resource.path(namespace, name), body=body)
+            await self._request(
+                "DELETE",
+                resource.path(namespace, name),
+                verb="delete",
+                resource=resource,
+                body=body,
+            )
             return True
         except ApiError as error:
             if error.not_found:

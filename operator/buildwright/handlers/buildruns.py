@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 import kopf
 import pydantic
 
-from buildwright import kube
+from buildwright import kube, logs, metrics
 from buildwright.api.v1beta1 import Build, BuildRun, BuildSpec
 from buildwright.core import (
     lifecycle,
@@ -25,6 +26,7 @@ from buildwright.core import (
     status,
     validation,
 )
+from buildwright.core import metrics as observed
 from buildwright.core.reasons import Failure
 from buildwright.handlers import common
 from buildwright.handlers.context import Context, UnwrittenStart, current
@@ -60,19 +62,38 @@ def reconcile_later(ctx: Context, namespace: str, name: str) -> None:
 
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
+    """Reconcile one BuildRun; only the leader does (a follower keeps its caches warm and
+    reconciles everything it knows once it leads)."""
+    if not ctx.leading():
+        return
     async with ctx.lock((namespace, name)):
         body = ctx.buildruns.get(namespace, name)
         if body is None:
             return
+        started = time.monotonic()
+        result = "success"
         try:
             await _reconcile(ctx, body)
+        except kube.NotLeading:
+            result = "not_leading"
         except kube.TRANSIENT_ERRORS as error:
-            logger.warning("BuildRun %s/%s: %s; retrying", namespace, name, error)
+            result = "retry"
+            logger.warning(
+                "BuildRun %s/%s: %s; retrying", namespace, name, error,
+                extra=logs.about("BuildRun", namespace, name),
+            )  # fmt: skip
             ctx.scheduler.at(
                 (namespace, name),
                 "retry",
                 common.now() + RETRY_AFTER_API_ERROR,
                 lambda: reconcile(ctx, namespace, name),
+            )
+        except Exception:
+            result = "error"
+            raise
+        finally:
+            metrics.current().reconcile_duration.labels("BuildRun", result).observe(
+                time.monotonic() - started
             )
 
 
@@ -82,7 +103,10 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
     try:
         buildrun = BuildRun.model_validate(body)
     except pydantic.ValidationError as error:
-        logger.error("BuildRun %s/%s does not match the schema: %s", namespace, name, error)
+        logger.error(
+            "BuildRun %s/%s does not match the schema: %s", namespace, name, error,
+            extra=logs.about("BuildRun", namespace, name),
+        )  # fmt: skip
         return
     run_status = buildrun.status
     if run_status is not None and run_status.completion_time:
@@ -209,8 +233,16 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     # Pod's name is deterministic: should we crash in between, the next reconcile finds no
     # executor, starts again and takes the existing Pod as its own.
     pod_name = manifest["metadata"]["name"]
-    build_pod = await create_pod(ctx, namespace, manifest)
-    logger.info("BuildRun %s/%s: created Pod %s", namespace, name, pod_name)
+    build_pod, created = await create_pod(ctx, namespace, manifest)
+    if created:
+        # Counted by whoever created the Pod: a second run of this handler finds it existing.
+        metrics.current().observe(
+            observed.pod_created(buildrun.to_wire(), build_spec.strategy.name, build_pod)
+        )
+    logger.info(
+        "BuildRun %s/%s: created Pod %s", namespace, name, pod_name,
+        extra=logs.about("BuildRun", namespace, name),
+    )  # fmt: skip
     update = status.status_from_pod(buildrun, build_pod, common.now())
     if update.stop_pod and not status.pod_finished(build_pod):
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
@@ -219,8 +251,11 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     await write_status(ctx, buildrun, update, snapshot=effective.to_wire())
 
 
-async def create_pod(ctx: Context, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Create the build Pod; one that already exists (same deterministic name) is ours."""
+async def create_pod(
+    ctx: Context, namespace: str, manifest: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """Create the build Pod; one that already exists (same deterministic name) is ours.
+    True when this call created it."""
     try:
         created = await ctx.kube.create(kube.PODS, namespace, manifest)
     except kube.ApiError as error:
@@ -230,9 +265,10 @@ async def create_pod(ctx: Context, namespace: str, manifest: dict[str, Any]) -> 
         existing = ctx.pods.get(namespace, name) or await ctx.kube.get(kube.PODS, namespace, name)
         if existing is None:  # deleted meanwhile: try again later
             raise
-        created = existing
+        ctx.pods.put(existing)
+        return existing, False
     ctx.pods.put(created)
-    return created
+    return created, True
 
 
 async def label_buildrun(ctx: Context, buildrun: BuildRun, build: Build) -> None:
@@ -333,12 +369,9 @@ async def fail(ctx: Context, buildrun: BuildRun, failure: Failure) -> None:
     )
     ctx.buildruns.put(updated)
     logger.info(
-        "BuildRun %s/%s failed: %s: %s",
-        meta["namespace"],
-        meta["name"],
-        failure.reason,
-        failure.message,
-    )
+        "BuildRun %s/%s failed: %s: %s", meta["namespace"], meta["name"], failure.reason,
+        failure.message, extra=logs.about("BuildRun", meta["namespace"], meta["name"]),
+    )  # fmt: skip
     await common.post_event(ctx, updated, failure.reason, failure.message, warning=True)
     await after_completion(ctx, BuildRun.model_validate(updated), just_finished=True)
 
@@ -420,6 +453,7 @@ async def write_status(
         logger.info(
             "BuildRun %s/%s: %s %s: %s",
             meta["namespace"], meta["name"], after.status, after.reason, after.message,
+            extra=logs.about("BuildRun", meta["namespace"], meta["name"]),
         )  # fmt: skip
     announced = status.announced_condition(_condition(buildrun), after)
     if announced is not None:
@@ -427,6 +461,11 @@ async def write_status(
             ctx, updated, announced.reason, announced.message, warning=announced.status == "False"
         )
     if new.status is not None and new.status.completion_time:
+        if buildrun.status is None or not buildrun.status.completion_time:
+            # This write ended the run: observed once, by the replica that wrote it.
+            executor = new.status.executor
+            build_pod = ctx.pods.get(meta["namespace"], executor.name) if executor else None
+            metrics.current().observe(observed.run_finished(updated, build_pod))
         await after_completion(ctx, new, just_finished=True)
 
 

@@ -6,7 +6,9 @@ generation changes and Secret events) also when a referenced strategy appears or
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -14,8 +16,9 @@ import aiohttp
 import kopf
 import pydantic
 
-from buildwright import kube
+from buildwright import kube, logs, metrics
 from buildwright.api.v1beta1 import Build
+from buildwright.core import metrics as observed
 from buildwright.core import preflight, reasons, validation
 from buildwright.handlers import common
 from buildwright.handlers.context import Context, current
@@ -59,17 +62,45 @@ async def probe_repository(url: str) -> str | None:
         return str(error) or type(error).__name__
 
 
+_background: set[asyncio.Task[None]] = set()
+
+
+def register_later(ctx: Context, namespace: str, name: str) -> None:
+    """Validate a Build in the background (a new leader catching up)."""
+    task = asyncio.create_task(register_or_retry(ctx, namespace, name))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
 async def register_or_retry(ctx: Context, namespace: str, name: str) -> None:
-    """Validate the Build; on a transient API failure try again a little later."""
+    """Validate the Build; on a transient API failure try again a little later. Only the
+    leader does; a follower validates every Build it knows once it leads."""
+    if not ctx.leading():
+        return
+    started = time.monotonic()
+    result = "success"
     try:
         await register(ctx, namespace, name)
+    except kube.NotLeading:
+        result = "not_leading"
     except kube.TRANSIENT_ERRORS as error:
-        logger.warning("Build %s/%s: %s; retrying", namespace, name, error)
+        result = "retry"
+        logger.warning(
+            "Build %s/%s: %s; retrying", namespace, name, error,
+            extra=logs.about("Build", namespace, name),
+        )  # fmt: skip
         ctx.scheduler.at(
             (namespace, name),
             "register",
             common.now() + RETRY_AFTER_API_ERROR,
             lambda: register_or_retry(ctx, namespace, name),
+        )
+    except Exception:
+        result = "error"
+        raise
+    finally:
+        metrics.current().reconcile_duration.labels("Build", result).observe(
+            time.monotonic() - started
         )
 
 
@@ -80,7 +111,10 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
     try:
         build = Build.model_validate(body)
     except pydantic.ValidationError as error:
-        logger.error("Build %s/%s does not match the schema: %s", namespace, name, error)
+        logger.error(
+            "Build %s/%s does not match the schema: %s", namespace, name, error,
+            extra=logs.about("Build", namespace, name),
+        )  # fmt: skip
         return
 
     secrets = validation.referenced_secrets(build.spec)
@@ -123,11 +157,15 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
         kube.BUILDS, namespace, name, {"status": status}, status=True
     )
     ctx.builds.put(updated)
+    if outcome.registered and current_status.get("registered") != "True":
+        # Counted on the write that registered it, by the replica that wrote it.
+        metrics.current().observe(observed.build_registered(updated))
     if outcome.reason != reasons.SUCCEEDED:
         await common.post_event(ctx, updated, outcome.reason, outcome.message, warning=True)
     logger.info(
-        "Build %s/%s registered=%s reason=%s", namespace, name, status["registered"], outcome.reason
-    )
+        "Build %s/%s registered=%s reason=%s", namespace, name, status["registered"],
+        outcome.reason, extra=logs.about("Build", namespace, name),
+    )  # fmt: skip
 
 
 async def sync_buildrun_owners(ctx: Context, build: Build) -> None:

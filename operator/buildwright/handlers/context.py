@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -90,6 +91,9 @@ class Context:
     pod_informer: Any = None
     reconcile_queue: Any = None
     unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
+    # Whether this replica reconciles (leader election; always without it).
+    leading: Callable[[], bool] = lambda: True
+    elector: Any = None
     _locks: defaultdict[Key, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
