@@ -98,7 +98,14 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     metrics.install(metrics.Metrics(observed.MetricsSettings.from_env(os.environ)))
     if _metrics_server is None:
         host, port = metrics.listen_address()
-        _metrics_server = await metrics.serve(host, port)
+        try:
+            _metrics_server = await metrics.serve(host, port)
+        except OSError as error:
+            if os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get(metrics.PORT_ENV):
+                raise
+            # Out of a cluster on the default port: another operator on this machine has it.
+            logger.warning("port %s is taken (%s); serving metrics on a free port", port, error)
+            _metrics_server = await metrics.serve(host, 0)
         bound = _metrics_server.addresses[0][1] if _metrics_server.addresses else port
         logger.info("metrics and probes on http://%s:%s (/metrics, /healthz, /readyz)", host, bound)
     kube = Kube(connection_info(settings))

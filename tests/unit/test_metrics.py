@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -88,14 +89,15 @@ def test_run_finished_observes_durations_from_the_timestamps() -> None:
     }
 
 
-def test_pod_rampup_needs_every_init_container_finished() -> None:
+def test_pod_rampup_ends_with_the_last_init_container_that_ran() -> None:
     pod = build_pod(initContainerStatuses=[
         {"name": "a", "state": {"terminated": {"finishedAt": "2026-01-01T10:00:04Z"}}},
-        {"name": "b", "state": {"running": {}}},
+        {"name": "b", "state": {"waiting": {}}},  # never ran: a failed before it
     ])  # fmt: skip
-    assert observed.last_init_container_finished(pod) is None
+    assert observed.last_init_container_finished(pod) == datetime(2026, 1, 1, 10, 0, 4, tzinfo=UTC)
+    assert observed.last_init_container_finished(build_pod()) is None
     run = buildrun(completionTime="2026-01-01T10:00:05Z")
-    metrics = {o.metric for o in observed.run_finished(run, pod)}
+    metrics = {o.metric for o in observed.run_finished(run, build_pod())}
     assert metrics == {observed.COMPLETION_DURATION, observed.TASKRUN_RAMPUP_DURATION}
 
 

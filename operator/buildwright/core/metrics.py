@@ -163,17 +163,14 @@ def run_finished(
 
 
 def last_init_container_finished(build_pod: Mapping[str, Any]) -> datetime | None:
-    """When the Pod's last init container ended (None: it has none, or one has not ended)."""
-    statuses = _mapping(build_pod.get("status")).get("initContainerStatuses") or []
-    if not statuses:
-        return None
+    """When the last of the Pod's init containers that ran ended (None: none ended). Init
+    containers that never ran (after a failed one) do not count."""
     last = None
-    for container in statuses:
+    for container in _mapping(build_pod.get("status")).get("initContainerStatuses") or []:
         terminated = _mapping(_mapping(_mapping(container).get("state")).get("terminated"))
         finished = _timestamp(terminated.get("finishedAt"))
-        if finished is None:
-            return None
-        last = finished if last is None or finished > last else last
+        if finished is not None and (last is None or finished > last):
+            last = finished
     return last
 
 

@@ -1,0 +1,223 @@
+"""Running unattended, against the real apiserver: metrics, probes and leader failover.
+
+The metrics are read the way Prometheus reads them (its text parser), and compared before
+and after the runs a test makes: the session's operator counts every test's runs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+
+from buildwright.localcluster.kubelet import KubeletStandIn, Outcome
+from buildwright.localcluster.wait import wait_until
+from tests.integration.harness import SUCCESSFUL_RESULTS, Cluster, book_build, buildrun
+from tests.integration.operator_process import OperatorProcess
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+SHIPWRIGHT_HISTOGRAMS = (
+    "build_buildrun_establish_duration_seconds",
+    "build_buildrun_completion_duration_seconds",
+    "build_buildrun_rampup_duration_seconds",
+    "build_buildrun_taskrun_rampup_duration_seconds",
+    "build_buildrun_taskrun_pod_rampup_duration_seconds",
+)
+
+
+def scrape(operator: OperatorProcess) -> tuple[dict[str, Any], Samples]:
+    """The operator's /metrics, parsed: families by name, and every sample's value."""
+    status, text = operator.scrape("/metrics")
+    assert status == 200
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families.values()
+        for s in f.samples
+    }
+    return families, samples
+
+
+def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_metrics_count_a_succeeded_and_a_failed_run_with_upstreams_names(
+    cluster: Cluster,
+) -> None:
+    cluster.push_secret()
+    cluster.create("builds", book_build())
+    cluster.wait_build("kaniko-nodejs-build", "True")
+    cluster.create("builds", book_build("failing-build"))
+    cluster.wait_build("failing-build", "True")
+    _, before = scrape(cluster.operator)
+
+    cluster.kubelet.script(cluster.namespace, {"step-results": Outcome(message=SUCCESSFUL_RESULTS)})
+    good = cluster.create("buildruns", buildrun())["metadata"]["name"]
+    cluster.wait_buildrun(good, "True", "Succeeded")
+    cluster.kubelet.script(cluster.namespace, {"step-build-and-push": Outcome(exit_code=1)})
+    bad = cluster.create("buildruns", buildrun("failing-build"))["metadata"]["name"]
+    cluster.wait_buildrun(bad, "False", "Failed")
+
+    def both_observed() -> tuple[dict[str, Any], Samples] | None:
+        families, after = scrape(cluster.operator)
+        done = delta(before, after, "build_buildrun_completion_duration_seconds_count")
+        return (families, after) if done >= 2 else None
+
+    families, after = wait_until(both_observed, timeout=10, description="completions observed")
+
+    assert families["build_buildruns_completed"].type == "counter"
+    assert families["build_builds_registered"].type == "counter"
+    assert delta(before, after, "build_buildruns_completed_total") == 2
+    for name in SHIPWRIGHT_HISTOGRAMS:
+        assert families[name].type == "histogram"
+        assert delta(before, after, f"{name}_count") == 2, name
+        # Labels are off by default: only `le` on buckets, nothing on the rest.
+        assert {tuple(s.labels) for s in families[name].samples} == {("le",), ()}
+    completion = families["build_buildrun_completion_duration_seconds"]
+    bounds = [s.labels["le"] for s in completion.samples if s.name.endswith("_bucket")]
+    assert bounds == [f"{float(50 * i)}" for i in range(1, 11)] + ["+Inf"]
+    # Both runs took seconds: inside the first bucket.
+    assert delta(before, after, completion.name + "_bucket", le="50.0") == 2
+    establish = families["build_buildrun_establish_duration_seconds"]
+    assert [s.labels["le"] for s in establish.samples if s.name.endswith("_bucket")] == [
+        "0.0", "1.0", "2.0", "3.0", "5.0", "7.0", "10.0", "15.0", "20.0", "30.0", "+Inf"
+    ]  # fmt: skip
+    # Both Builds were registered (before the first scrape) and counted.
+    assert after[("build_builds_registered_total", ())] >= 2
+
+    # The operator's own.
+    assert delta(before, after, "buildwright_api_requests_total",
+                 verb="create", resource="pods", code="201") == 2  # fmt: skip
+    assert after[("buildwright_leader", ())] == 1
+    assert ("buildwright_workqueue_depth", ()) in after
+    assert delta(before, after, "buildwright_workqueue_queue_duration_seconds_count") >= 2
+    assert delta(before, after, "buildwright_reconcile_duration_seconds_count",
+                 kind="BuildRun", result="success") >= 2  # fmt: skip
+
+
+def test_probes_answer(cluster: Cluster) -> None:
+    assert cluster.operator.scrape("/healthz") == (200, "ok\n")
+    assert cluster.operator.scrape("/readyz") == (200, "ok\n")
+
+
+# --- leader election -----------------------------------------------------------------------
+
+LEASE_NAMESPACE = "default"
+LEASE_NAME = "buildwright-leader"
+# Short, so the test takes seconds; the defaults are 15 s / 10 s / 2 s.
+LEASE_SECONDS, RENEW_SECONDS, RETRY_SECONDS = 4.0, 3.0, 0.5
+FAST_ELECTION = {
+    "BUILD_CONTROLLER_LEASE_DURATION": f"{LEASE_SECONDS}s",
+    "BUILD_CONTROLLER_RENEW_DEADLINE": f"{RENEW_SECONDS}s",
+    "BUILD_CONTROLLER_RETRY_PERIOD": f"{RETRY_SECONDS}s",
+}
+# `make test` runs a small burst; BUILDWRIGHT_FAILOVER_RUNS=200 the issue's full one.
+RUNS = int(os.environ.get("BUILDWRIGHT_FAILOVER_RUNS", "30"))
+
+
+def lease_holder(api_client: client.ApiClient) -> str | None:
+    try:
+        lease = client.CoordinationV1Api(api_client).read_namespaced_lease(
+            LEASE_NAME, LEASE_NAMESPACE
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return str(lease.spec.holder_identity or "") or None
+
+
+@pytest.fixture
+def two_operators(
+    operator: OperatorProcess, kubeconfig: Path, tmp_path: Path, api_client: client.ApiClient
+) -> Iterator[tuple[OperatorProcess, OperatorProcess]]:
+    """Two replicas with short leases in place of the session's operator."""
+    operator.stop()  # releases the lease
+    first = OperatorProcess(kubeconfig, tmp_path / "a", FAST_ELECTION)
+    second = OperatorProcess(kubeconfig, tmp_path / "b", FAST_ELECTION)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    try:
+        first.start()
+        wait_until(lambda: lease_holder(api_client) == first.identity, timeout=30,
+                   description="the first replica leads")  # fmt: skip
+        second.start()
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
+        operator.start()
+
+
+def test_the_follower_takes_over_a_killed_leaders_burst(
+    two_operators: tuple[OperatorProcess, OperatorProcess], kubelet: KubeletStandIn,
+    namespace: str, custom_objects: client.CustomObjectsApi, core_v1: client.CoreV1Api,
+    api_client: client.ApiClient,
+) -> None:  # fmt: skip
+    leader, follower = two_operators
+    cluster = Cluster(namespace, custom_objects, core_v1, kubelet, leader)
+    kubelet.script(namespace, {"step-results": Outcome(message=SUCCESSFUL_RESULTS)})
+    cluster.push_secret()
+    cluster.create("builds", book_build())
+    cluster.wait_build("kaniko-nodejs-build", "True")
+    _, follower_metrics = scrape(follower)
+    assert follower_metrics[("buildwright_leader", ())] == 0
+    assert lease_holder(api_client) == leader.identity
+
+    names: list[str] = []
+
+    def create(count: int) -> None:
+        for _ in range(count):
+            names.append(cluster.create("buildruns", buildrun())["metadata"]["name"])
+
+    create(RUNS // 2)
+    # The leader is busy with the first half; the second half arrives while nobody leads.
+    rest = threading.Thread(target=create, args=(RUNS - RUNS // 2,))
+    killed_at = time.monotonic()
+    leader.kill()
+    rest.start()
+    wait_until(lambda: lease_holder(api_client) == follower.identity,
+               timeout=LEASE_SECONDS * 3, interval=0.05,
+               description="the follower takes the lease")  # fmt: skip
+    failover = time.monotonic() - killed_at
+    rest.join(timeout=120)
+    print(f"\nfailover after SIGKILL: {failover:.2f} s (lease {LEASE_SECONDS} s, "
+          f"retry {RETRY_SECONDS} s), {RUNS} BuildRuns")  # fmt: skip
+    # The old leader's last renewal was at most one retry period before the kill; the
+    # follower may wait one (jittered) retry period more before it looks again.
+    assert failover <= LEASE_SECONDS + RETRY_SECONDS * 1.2 + 1.0
+
+    cluster.operator = follower
+
+    def all_succeeded() -> bool:
+        listing = custom_objects.list_namespaced_custom_object(
+            "shipwright.io", "v1beta1", namespace, "buildruns"
+        )
+        done = [
+            item for item in listing["items"]
+            if any(c["type"] == "Succeeded" and c["status"] == "True"
+                   for c in (item.get("status") or {}).get("conditions") or [])
+        ]  # fmt: skip
+        return len(done) == RUNS
+
+    wait_until(all_succeeded, timeout=60 + RUNS, interval=0.5,
+               description=f"all {RUNS} BuildRuns Succeeded")  # fmt: skip
+    pods = cluster.pods()
+    assert sorted(p["metadata"]["name"] for p in pods) == sorted(f"{n}-pod" for n in names)
+    for name in names:
+        status = cluster.get("buildruns", name)["status"]
+        assert status["executor"] == {"name": f"{name}-pod", "kind": "Pod"}
+        assert status["output"]["size"] == 4242
+    _, after = scrape(follower)
+    assert after[("buildwright_leader", ())] == 1
