@@ -6,6 +6,7 @@ and after the runs a test makes: the session's operator counts every test's runs
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -221,3 +222,67 @@ def test_the_follower_takes_over_a_killed_leaders_burst(
         assert status["output"]["size"] == 4242
     _, after = scrape(follower)
     assert after[("buildwright_leader", ())] == 1
+
+
+# --- the webhook certificate across restarts -------------------------------------------------
+
+
+def crd_client_configs(api_client: client.ApiClient) -> dict[str, tuple[str, str]]:
+    """Each shipwright.io CRD's (caBundle, resourceVersion)."""
+    ext = client.ApiextensionsV1Api(api_client)
+    found = {}
+    for name in ("builds", "buildruns", "buildstrategies", "clusterbuildstrategies"):
+        crd = ext.read_custom_resource_definition(f"{name}.shipwright.io")
+        bundle = crd.spec.conversion.webhook.client_config.ca_bundle
+        found[name] = (bundle, crd.metadata.resource_version)
+    return found
+
+
+def test_a_restart_keeps_the_certificate_and_leaves_the_crds_alone(
+    operator: OperatorProcess, kubeconfig: Path, tmp_path: Path, api_client: client.ApiClient,
+    namespace: str, core_v1: client.CoreV1Api,
+) -> None:  # fmt: skip
+    from buildwright.localcluster.controlplane import free_port
+    from tests.integration.test_conversion_webhook import alpha_build, kubectl, original_conversion
+
+    port = free_port()
+    webhook = OperatorProcess(kubeconfig, tmp_path, {
+        "BUILDWRIGHT_WEBHOOK": "on",
+        "BUILDWRIGHT_WEBHOOK_PORT": str(port),
+        "BUILDWRIGHT_WEBHOOK_URL": f"https://127.0.0.1:{port}/convert",
+        # The Lease and the certificate Secret in this test's namespace.
+        "BUILDWRIGHT_NAMESPACE": namespace,
+    })  # fmt: skip
+    operator.stop()
+    try:
+        webhook.start()
+        kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-",
+                stdin=json.dumps(alpha_build("kept")))  # fmt: skip
+
+        def alpha_readable() -> bool:
+            return kubectl(kubeconfig, "-n", namespace, "get", "builds.v1alpha1.shipwright.io",
+                           "kept", check=False).returncode == 0  # fmt: skip
+
+        wait_until(alpha_readable, timeout=60, interval=0.2, description="v1alpha1 served")
+        secret = core_v1.read_namespaced_secret("buildwright-webhook-cert", namespace)
+        assert set(secret.data) == {"tls.crt", "tls.key", "ca.crt"}
+        before = crd_client_configs(api_client)
+
+        for _ in range(2):
+            webhook.stop()
+            webhook.start()
+            # Served again at once: no CRD changed, so the apiserver has nothing to reload.
+            assert alpha_readable()
+            assert crd_client_configs(api_client) == before
+            again = core_v1.read_namespaced_secret("buildwright-webhook-cert", namespace)
+            assert again.metadata.resource_version == secret.metadata.resource_version
+        log = webhook.log_path.read_text()
+        assert "conversion webhook set in" not in log, webhook.log_tail()
+    finally:
+        webhook.stop()
+        from buildwright.handlers.conversion import CRD_NAMES
+
+        ext = client.ApiextensionsV1Api(api_client)
+        for name in CRD_NAMES:
+            ext.patch_custom_resource_definition(name, original_conversion())
+        operator.start()
