@@ -141,8 +141,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 def reconcile_all(ctx: context.Context) -> None:
     """Just became the leader: reconcile every Build and BuildRun the caches hold (a hot
     standby saw them all; what the previous leader left half done is finished now)."""
-    for namespace, name in ctx.builds.stored_keys():
-        builds.register_later(ctx, namespace, name)
+    builds.register_all_later(ctx, list(ctx.builds.stored_keys()))
     if ctx.reconcile_queue is not None:
         for key in ctx.buildruns.stored_keys():
             ctx.reconcile_queue.add(key)

@@ -146,7 +146,10 @@ def two_operators(
     """Two replicas with short leases in place of the session's operator."""
     operator.stop()  # releases the lease
     first = OperatorProcess(kubeconfig, tmp_path / "a", FAST_ELECTION)
-    second = OperatorProcess(kubeconfig, tmp_path / "b", FAST_ELECTION)
+    # The follower logs JSON: the test reads what it did after taking over.
+    second = OperatorProcess(
+        kubeconfig, tmp_path / "b", {**FAST_ELECTION, "BUILDWRIGHT_LOG_FORMAT": "json"}
+    )
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     try:
@@ -222,6 +225,12 @@ def test_the_follower_takes_over_a_killed_leaders_burst(
         assert status["output"]["size"] == 4242
     _, after = scrape(follower)
     assert after[("buildwright_leader", ())] == 1
+
+    # One JSON object a line, naming the object each line is about.
+    lines = [json.loads(line) for line in follower.log_path.read_text().splitlines()]
+    about = [entry for entry in lines if entry.get("namespace") == namespace]
+    assert {entry["kind"] for entry in about} >= {"BuildRun"}
+    assert any(entry["message"].startswith("became the leader") for entry in lines)
 
 
 # --- the webhook certificate across restarts -------------------------------------------------

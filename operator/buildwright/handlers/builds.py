@@ -63,13 +63,24 @@ async def probe_repository(url: str) -> str | None:
 
 
 _background: set[asyncio.Task[None]] = set()
+# A new leader re-validates every Build it knows; each may probe a Git server and list the
+# Build's runs, so a few at a time.
+CATCH_UP_CONCURRENCY = 4
 
 
-def register_later(ctx: Context, namespace: str, name: str) -> None:
-    """Validate a Build in the background (a new leader catching up)."""
-    task = asyncio.create_task(register_or_retry(ctx, namespace, name))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+def register_all_later(ctx: Context, keys: list[tuple[str, str]]) -> None:
+    """Validate these Builds in the background, a few at a time (a new leader catching up
+    with what changed while it followed)."""
+    limit = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
+
+    async def one(namespace: str, name: str) -> None:
+        async with limit:
+            await register_or_retry(ctx, namespace, name)
+
+    for key in keys:
+        task = asyncio.create_task(one(*key))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
 
 async def register_or_retry(ctx: Context, namespace: str, name: str) -> None:

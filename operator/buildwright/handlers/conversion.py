@@ -50,6 +50,7 @@ import kopf
 from aiohttp import web
 from cryptography import x509
 
+from buildwright import health
 from buildwright import kube as api
 from buildwright.kube import Kube
 from buildwright.webhook import (
@@ -66,6 +67,7 @@ SERVICE_PORT = 443
 DEFAULT_PORT = 8443
 DEFAULT_NAMESPACE = "buildwright"
 DEFAULT_MANAGED_SECRET = "buildwright-webhook-cert"
+HEALTH_CHECK = "webhook"
 CRD_NAMES = (
     "builds.shipwright.io",
     "buildruns.shipwright.io",
@@ -563,6 +565,8 @@ async def start_webhook(settings: kopf.OperatorSettings, **_: Any) -> None:
 
     kube = Kube(connection_info(settings))
     server = WebhookServer(config, kube, leading=leading)
+    # Behind the Service, a replica takes conversion requests once it is ready.
+    health.set_not_ready(HEALTH_CHECK, "the conversion webhook is not serving yet")
     try:
         await server.start()
     except BaseException:
@@ -570,6 +574,7 @@ async def start_webhook(settings: kopf.OperatorSettings, **_: Any) -> None:
         await kube.close()
         raise
     server.start_rotation()
+    health.set_ready(HEALTH_CHECK)
     _server = server
 
 
