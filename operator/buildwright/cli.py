@@ -80,6 +80,20 @@ def _start_local_cluster() -> None:
         subprocess.run([*apply, "-k", str(STRATEGIES_DIR)], check=True)
 
 
+def settings_problem(environ: Mapping[str, str]) -> str | None:
+    """A metrics or leader election setting that cannot work, said before anything starts."""
+    from buildwright import leader, metrics
+    from buildwright.core.metrics import MetricsSettings
+
+    try:
+        MetricsSettings.from_env(environ)
+        leader.ElectionConfig.from_env(environ)
+        metrics.listen_address(environ)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
 
@@ -90,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     _settings_from_flags(args)
     if args.local or not _has_cluster_credentials():
         _start_local_cluster()
-    problem = unreachable_webhook_problem(os.environ)
+    problem = unreachable_webhook_problem(os.environ) or settings_problem(os.environ)
     if problem is not None:
         logging.getLogger("buildwright").error("%s", problem)
         return 2

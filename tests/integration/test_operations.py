@@ -144,7 +144,8 @@ def two_operators(
     operator: OperatorProcess, kubeconfig: Path, tmp_path: Path, api_client: client.ApiClient
 ) -> Iterator[tuple[OperatorProcess, OperatorProcess]]:
     """Two replicas with short leases in place of the session's operator."""
-    operator.stop()  # releases the lease
+    operator.stop()
+    assert lease_holder(api_client) is None, "a stopped leader releases its lease"
     first = OperatorProcess(kubeconfig, tmp_path / "a", FAST_ELECTION)
     # The follower logs JSON: the test reads what it did after taking over.
     second = OperatorProcess(

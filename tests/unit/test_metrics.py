@@ -125,3 +125,25 @@ def test_enabled_labels_are_exported() -> None:
     metrics.observe(observed.pod_created(buildrun(), "kaniko", build_pod()))
     [sample] = families(metrics)["build_buildruns_completed"].samples
     assert sample.labels == {"namespace": "ns", "buildrun": "run-1"}
+
+
+def test_the_grafana_dashboard_queries_only_exported_metrics() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    exported: set[str] = set()
+    for family in families(Metrics()).values():
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
+        exported |= {family.name + s for s in suffixes.get(family.type, [""])}
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text()
+    )
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(?:build|buildwright)_[a-z_]+", target["expr"])
+    }
+    assert queried, "the dashboard queries nothing"
+    assert queried <= exported, sorted(queried - exported)

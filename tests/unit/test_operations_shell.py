@@ -88,3 +88,11 @@ def test_an_operator_outside_the_cluster_says_the_webhook_is_unreachable() -> No
         {"BUILDWRIGHT_WEBHOOK_URL": "https://10.0.0.5:8443/convert"}
     ) is None
     assert cli.unreachable_webhook_problem({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) is None
+
+
+def test_bad_settings_are_reported_before_start_up() -> None:
+    assert cli.settings_problem({}) is None
+    problem = cli.settings_problem({"PROMETHEUS_BR_COMP_DUR_BUCKETS": "fast"})
+    assert problem is not None and "PROMETHEUS_BR_COMP_DUR_BUCKETS" in problem
+    problem = cli.settings_problem({"BUILD_CONTROLLER_RENEW_DEADLINE": "20s"})
+    assert problem is not None and "renew deadline" in problem
