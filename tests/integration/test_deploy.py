@@ -236,7 +236,6 @@ def test_service_account_may_do_what_the_operator_does(
     [
         ("create", "coordination.k8s.io", "leases", ""),
         ("update", "coordination.k8s.io", "leases", "buildwright-leader"),
-        ("get", "", "secrets", "buildwright-webhook-cert"),
         ("update", "", "secrets", "buildwright-webhook-cert"),
     ],
 )

@@ -362,9 +362,12 @@ class WebhookServer:
             raise RuntimeError("the webhook is not serving")
         return int(self._runner.addresses[0][1])
 
-    async def _obtain(self, *, renew: bool = False) -> Certificate:
+    async def _obtain(
+        self, *, renew: bool = False, now: datetime.datetime | None = None
+    ) -> Certificate:
         if self.source == "managed":
-            managed = await self._obtain_managed(renew=renew)
+            moment = now or datetime.datetime.now(datetime.UTC)
+            managed = await self._obtain_managed(renew=renew, now=moment)
             if managed is not None:
                 return managed
             self.source = "memory"
@@ -378,12 +381,11 @@ class WebhookServer:
             )
         return certificate_from_secret(secret)
 
-    async def _obtain_managed(self, *, renew: bool) -> Certificate | None:
+    async def _obtain_managed(self, *, renew: bool, now: datetime.datetime) -> Certificate | None:
         """The certificate in our Secret, generated and stored first when it is empty (or
-        due and `renew`); None when the Secret cannot be kept (memory fallback)."""
+        due at `now` and `renew`); None when the Secret cannot be kept (memory fallback)."""
         namespace, name = self.config.namespace, self.config.managed_secret
         assert name is not None
-        now = datetime.datetime.now(datetime.UTC)
         for _attempt in range(3):
             try:
                 secret = await self.kube.get(api.SECRETS, namespace, name)
@@ -481,7 +483,7 @@ class WebhookServer:
         elif self.source == "managed":
             due = force or rotation_due(current.not_before, current.not_after, moment)
             # The leader renews the Secret; the others follow what is stored there.
-            fresh = await self._obtain(renew=due and self.leading())
+            fresh = await self._obtain(renew=due and self.leading(), now=moment)
             if fresh == current:
                 return False
         else:
