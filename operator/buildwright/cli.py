@@ -69,6 +69,8 @@ def _start_local_cluster() -> None:
     port = os.environ.get("BUILDWRIGHT_WEBHOOK_PORT") or str(_free_port())
     os.environ["BUILDWRIGHT_WEBHOOK_PORT"] = port
     url = os.environ.setdefault("BUILDWRIGHT_WEBHOOK_URL", f"https://127.0.0.1:{port}/convert")
+    # The leader Lease and the webhook certificate Secret need a namespace that exists there.
+    os.environ.setdefault("BUILDWRIGHT_NAMESPACE", "default")
     apply = ["kubectl", "apply", "--server-side", "--force-conflicts"]
     crds = "---\n".join(yaml.safe_dump(crdgen.crd(kind, url)) for kind in crdgen.KINDS)
     subprocess.run([*apply, "-f", "-"], input=crds, text=True, check=True)
