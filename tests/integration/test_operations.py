@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from buildwright.localcluster.kubelet import KubeletStandIn, Outcome
 from buildwright.localcluster.wait import wait_until
 from tests.integration.harness import SUCCESSFUL_RESULTS, Cluster, book_build, buildrun
-from tests.integration.operator_process import OperatorProcess
+from tests.integration.operator_process import REPO, OperatorProcess
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -296,3 +298,17 @@ def test_a_restart_keeps_the_certificate_and_leaves_the_crds_alone(
         for name in CRD_NAMES:
             ext.patch_custom_resource_definition(name, original_conversion())
         operator.start()
+
+
+def test_run_outside_the_cluster_without_a_webhook_url_says_how_to_fix_it(
+    kubeconfig: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUILDWRIGHT_")}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "buildwright", "run"], cwd=REPO,
+        env={**env, "KUBECONFIG": str(kubeconfig)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot reach its conversion webhook" in proc.stderr
+    assert "BUILDWRIGHT_WEBHOOK_URL=" in proc.stderr and "BUILDWRIGHT_WEBHOOK=off" in proc.stderr
