@@ -83,14 +83,17 @@ def _start_local_cluster() -> None:
 
 
 def settings_problem(environ: Mapping[str, str]) -> str | None:
-    """A metrics or leader election setting that cannot work, said before anything starts."""
+    """A metrics, leader election or webhook setting that cannot work, said before anything
+    starts."""
     from buildwright import leader, metrics
     from buildwright.core.metrics import MetricsSettings
+    from buildwright.handlers.conversion import WebhookConfig
 
     try:
         MetricsSettings.from_env(environ)
         leader.ElectionConfig.from_env(environ)
         metrics.listen_address(environ)
+        WebhookConfig.from_env(environ)
     except ValueError as error:
         return str(error)
     return None

@@ -322,3 +322,82 @@ def test_run_outside_the_cluster_without_a_webhook_url_says_how_to_fix_it(
     assert proc.returncode == 2, proc.stderr
     assert "cannot reach its conversion webhook" in proc.stderr
     assert "BUILDWRIGHT_WEBHOOK_URL=" in proc.stderr and "BUILDWRIGHT_WEBHOOK=off" in proc.stderr
+
+
+def test_v1alpha1_reads_keep_working_while_each_replica_restarts(
+    operator: OperatorProcess, kubeconfig: Path, tmp_path: Path, api_client: client.ApiClient,
+    namespace: str, custom_objects: client.CustomObjectsApi,
+) -> None:  # fmt: skip
+    """Two replicas behind a Service serve the webhook with one certificate; restarting each
+    in turn (taken out of the Service first, as a terminating Pod is) fails no read."""
+    from buildwright.handlers.conversion import CRD_NAMES
+    from buildwright.localcluster.controlplane import free_port
+    from tests.integration.test_conversion_webhook import alpha_build, kubectl, original_conversion
+    from tests.tcpservice import TcpService
+
+    ports = [free_port(), free_port()]
+    with TcpService(ports) as service:
+        url = f"https://127.0.0.1:{service.port}/convert"
+        settings = {
+            "BUILDWRIGHT_WEBHOOK": "on",
+            "BUILDWRIGHT_WEBHOOK_URL": url,
+            "BUILDWRIGHT_NAMESPACE": namespace,
+        }
+        replicas = [
+            OperatorProcess(
+                kubeconfig, tmp_path / f"r{i}", {**settings, "BUILDWRIGHT_WEBHOOK_PORT": str(port)}
+            )
+            for i, port in enumerate(ports)
+        ]
+        for replica in replicas:
+            Path(replica.log_dir).mkdir()
+        operator.stop()
+        reads, failures = [0], []
+        stop = threading.Event()
+
+        def read_v1alpha1() -> None:
+            while not stop.is_set():
+                try:
+                    custom_objects.get_namespaced_custom_object(
+                        "shipwright.io", "v1alpha1", namespace, "builds", "kept"
+                    )
+                    reads[0] += 1
+                except ApiException as error:
+                    failures.append(f"{error.status}: {error.body}")
+
+        reader = threading.Thread(target=read_v1alpha1, daemon=True)
+        try:
+            for replica in replicas:
+                replica.start()
+            kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-",
+                    stdin=json.dumps(alpha_build("kept")))  # fmt: skip
+            wait_until(
+                lambda: kubectl(kubeconfig, "-n", namespace, "get",
+                                "builds.v1alpha1.shipwright.io", "kept",
+                                check=False).returncode == 0,
+                timeout=60, interval=0.2, description="v1alpha1 served through the Service",
+            )  # fmt: skip
+            before = crd_client_configs(api_client)
+            reader.start()
+            for replica, port in zip(replicas, ports, strict=True):
+                service.drain(port)
+                replica.stop()
+                replica.start()
+                service.restore(port)
+                seen = reads[0]
+                wait_until(lambda seen=seen: reads[0] > seen + 20, timeout=30,
+                           description="reads go on after the restart")  # fmt: skip
+            stop.set()
+            reader.join(timeout=30)
+            print(f"\n{reads[0]} v1alpha1 reads through two replica restarts, "
+                  f"{len(failures)} failed")  # fmt: skip
+            assert failures == []
+            assert crd_client_configs(api_client) == before
+        finally:
+            stop.set()
+            for replica in replicas:
+                replica.stop()
+            ext = client.ApiextensionsV1Api(api_client)
+            for name in CRD_NAMES:
+                ext.patch_custom_resource_definition(name, original_conversion())
+            operator.start()

@@ -96,3 +96,5 @@ def test_bad_settings_are_reported_before_start_up() -> None:
     assert problem is not None and "PROMETHEUS_BR_COMP_DUR_BUCKETS" in problem
     problem = cli.settings_problem({"BUILD_CONTROLLER_RENEW_DEADLINE": "20s"})
     assert problem is not None and "renew deadline" in problem
+    problem = cli.settings_problem({"BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS": "soon"})
+    assert problem is not None and "BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS" in problem

@@ -17,6 +17,8 @@ Configuration (environment):
                                      someone else (cert-manager); never written
   BUILDWRIGHT_WEBHOOK_SECRET         the Secret the operator keeps its own certificate in,
                                      default buildwright-webhook-cert; `off` keeps it in memory
+  BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS  on shutdown, keep serving this long (default 3), each
+                                     answer closing its connection, before stopping
 
 The operator's own certificate is generated once, by the first replica that finds the
 Secret empty (writes are conditional on its resourceVersion: of two replicas starting
@@ -54,6 +56,7 @@ from buildwright import health
 from buildwright import kube as api
 from buildwright.kube import Kube
 from buildwright.webhook import (
+    DRAINING,
     ca_bundle_patch,
     generate_self_signed,
     reload_certificate,
@@ -68,6 +71,9 @@ DEFAULT_PORT = 8443
 DEFAULT_NAMESPACE = "buildwright"
 DEFAULT_MANAGED_SECRET = "buildwright-webhook-cert"
 HEALTH_CHECK = "webhook"
+# On shutdown the webhook keeps answering this long (closing each connection after its
+# answer) while the Service takes the terminating Pod out of its endpoints.
+DEFAULT_DRAIN_SECONDS = 3.0
 CRD_NAMES = (
     "builds.shipwright.io",
     "buildruns.shipwright.io",
@@ -103,6 +109,7 @@ class WebhookConfig:
     url: str | None = None
     cert_secret: str | None = None
     managed_secret: str | None = DEFAULT_MANAGED_SECRET
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookConfig:
@@ -125,6 +132,7 @@ class WebhookConfig:
             url=env.get("BUILDWRIGHT_WEBHOOK_URL") or None,
             cert_secret=env.get("BUILDWRIGHT_WEBHOOK_CERT_SECRET") or None,
             managed_secret=_managed_secret(env.get("BUILDWRIGHT_WEBHOOK_SECRET")),
+            drain_seconds=_seconds(env, "BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
         )
 
     @property
@@ -142,6 +150,19 @@ class WebhookConfig:
         if self.url is not None:
             return ca_bundle_patch(ca_bundle, url=self.url)
         return ca_bundle_patch(ca_bundle, service=(self.namespace, SERVICE_NAME, SERVICE_PORT))
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
 
 
 def _managed_secret(value: str | None) -> str | None:
@@ -454,6 +475,15 @@ class WebhookServer:
         if patched:
             logger.info("conversion webhook set in %s", ", ".join(patched))
 
+    async def drain(self, seconds: float) -> None:
+        """Keep serving for `seconds`, closing each connection after its answer: meanwhile
+        the Service stops sending new connections here (the Pod is terminating), and the
+        apiserver's open ones end cleanly instead of breaking under a request."""
+        if self._runner is None or seconds <= 0:
+            return
+        self._runner.app[DRAINING].on = True
+        await asyncio.sleep(seconds)
+
     async def restart(self) -> None:
         """Serve again with the current certificate after `pause` (tests: webhook down)."""
         self._runner = await serve(
@@ -585,5 +615,7 @@ async def stop_webhook(**_: Any) -> None:
     global _server
     server, _server = _server, None
     if server is not None:
+        health.set_not_ready(HEALTH_CHECK, "shutting down")
+        await server.drain(server.config.drain_seconds)
         await server.stop()
         await server.kube.close()
