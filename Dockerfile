@@ -62,7 +62,7 @@ ENV PATH=/opt/buildwright/bin:$PATH \
 # Numeric, so the kubelet can verify runAsNonRoot without reading /etc/passwd.
 USER 65532:65532
 WORKDIR /tmp
-EXPOSE 8080 8443
+EXPOSE 8383 8443
 ENTRYPOINT ["buildwright"]
-# The Deployment passes `run --liveness=...`; plain `docker run IMAGE` runs the operator.
+# The Deployment runs `run` as well: metrics and probes on 8383, the webhook on 8443.
 CMD ["run"]

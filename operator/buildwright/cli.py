@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -25,6 +27,31 @@ def _has_cluster_credentials() -> bool:
 
 
 STRATEGIES_DIR = Path(__file__).resolve().parents[2] / "strategies"
+_OFF_VALUES = frozenset({"off", "false", "0", "no", "disabled"})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def unreachable_webhook_problem(environ: Mapping[str, str]) -> str | None:
+    """Why the apiserver could not call this process's conversion webhook, with the fix; None
+    when it can (in a cluster behind the Service, or at BUILDWRIGHT_WEBHOOK_URL)."""
+    if (environ.get("BUILDWRIGHT_WEBHOOK") or "on").strip().lower() in _OFF_VALUES:
+        return None
+    if environ.get("KUBERNETES_SERVICE_HOST") or environ.get("BUILDWRIGHT_WEBHOOK_URL"):
+        return None
+    return (
+        "this operator runs outside the cluster, so the apiserver cannot reach its conversion "
+        "webhook through the in-cluster Service buildwright-webhook (v1alpha1 reads would "
+        "fail). Either set BUILDWRIGHT_WEBHOOK_URL=https://<address the apiserver can reach>:"
+        "<BUILDWRIGHT_WEBHOOK_PORT, default 8443>/convert, or BUILDWRIGHT_WEBHOOK=off to run "
+        "without v1alpha1 conversion, or install the operator in the cluster (deploy/), or "
+        "use `buildwright run --local` for a local control plane."
+    )
 
 
 def _start_local_cluster() -> None:
@@ -37,8 +64,13 @@ def _start_local_cluster() -> None:
     if code != 0:
         raise SystemExit(code)
     os.environ["KUBECONFIG"] = str(LOCAL_KUBECONFIG.resolve())
-    port = os.environ.get("BUILDWRIGHT_WEBHOOK_PORT") or "8443"  # the apiserver dials loopback
+    # The apiserver dials loopback. A free port unless one is given, so that two operators on
+    # one machine (two checkouts, a test run next to `make run`) do not collide on 8443.
+    port = os.environ.get("BUILDWRIGHT_WEBHOOK_PORT") or str(_free_port())
+    os.environ["BUILDWRIGHT_WEBHOOK_PORT"] = port
     url = os.environ.setdefault("BUILDWRIGHT_WEBHOOK_URL", f"https://127.0.0.1:{port}/convert")
+    # The leader Lease and the webhook certificate Secret need a namespace that exists there.
+    os.environ.setdefault("BUILDWRIGHT_NAMESPACE", "default")
     apply = ["kubectl", "apply", "--server-side", "--force-conflicts"]
     crds = "---\n".join(yaml.safe_dump(crdgen.crd(kind, url)) for kind in crdgen.KINDS)
     subprocess.run([*apply, "-f", "-"], input=crds, text=True, check=True)
@@ -50,20 +82,40 @@ def _start_local_cluster() -> None:
         subprocess.run([*apply, "-k", str(STRATEGIES_DIR)], check=True)
 
 
+def settings_problem(environ: Mapping[str, str]) -> str | None:
+    """A metrics, leader election or webhook setting that cannot work, said before anything
+    starts."""
+    from buildwright import leader, metrics
+    from buildwright.core.metrics import MetricsSettings
+    from buildwright.handlers.conversion import WebhookConfig
+
+    try:
+        MetricsSettings.from_env(environ)
+        leader.ElectionConfig.from_env(environ)
+        metrics.listen_address(environ)
+        WebhookConfig.from_env(environ)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
 
+    from buildwright import logs
     from buildwright import main as operator_main
 
+    logs.configure(logging.DEBUG if args.verbose else logging.INFO)
+    _settings_from_flags(args)
     if args.local or not _has_cluster_credentials():
         _start_local_cluster()
+    problem = unreachable_webhook_problem(os.environ) or settings_problem(os.environ)
+    if problem is not None:
+        logging.getLogger("buildwright").error("%s", problem)
+        return 2
     operator_main.load_handlers()
     namespaces = args.namespace or []
     operator_main.NAMESPACES = tuple(namespaces)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
     if not args.verbose:
         # kopf reports every on.event handler run ("Handler … succeeded"): our own log lines
         # tell the story; keep kopf's warnings and errors.
@@ -77,6 +129,20 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _settings_from_flags(args: argparse.Namespace) -> None:
+    """Flags override the environment the operator's modules read their settings from."""
+    flags = {
+        "BUILDWRIGHT_LEADER_ELECTION": args.leader_election,
+        "BUILD_CONTROLLER_LEASE_DURATION": args.lease_duration,
+        "BUILD_CONTROLLER_RENEW_DEADLINE": args.renew_deadline,
+        "BUILD_CONTROLLER_RETRY_PERIOD": args.retry_period,
+        "BUILDWRIGHT_METRICS_PORT": args.metrics_port,
+    }
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[name] = str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument(
         "--liveness", default=None, help="serve kopf's probes, e.g. http://0.0.0.0:8080/healthz"
     )
+    run_parser.add_argument(
+        "--leader-election", choices=["on", "off"], default=None,
+        help="compete for the leader Lease (default on; off for a single replica)",
+    )  # fmt: skip
+    run_parser.add_argument("--lease-duration", help="leader Lease duration, e.g. 15s")
+    run_parser.add_argument("--renew-deadline", help="leader renew deadline, e.g. 10s")
+    run_parser.add_argument("--retry-period", help="leader election retry period, e.g. 2s")
+    run_parser.add_argument(
+        "--metrics-port", type=int, default=None,
+        help="port of /metrics, /healthz and /readyz (default 8383; 0 picks a free one)",
+    )  # fmt: skip
     run_parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     if args.command == "run":

@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from buildwright import kube, readiness
+from buildwright import health, kube, metrics, readiness
 from buildwright.core import pod, status
 from buildwright.state import Key, Store
 
@@ -59,11 +60,14 @@ class KeyQueue:
         self._normal: deque[Key] = deque()
         self._ready = asyncio.Semaphore(0)
         self._tasks: list[asyncio.Task[None]] = []
+        self._added: dict[Key, float] = {}  # when each pending key was queued (monotonic)
+        metrics.current().queue_depth.set_function(lambda: len(self._pending))
 
     def add(self, key: Key, *, urgent: bool = False) -> None:
         if key in self._urgent_pending or (key in self._pending and not urgent):
             return
         self._pending.add(key)
+        self._added.setdefault(key, time.monotonic())
         if urgent:
             # A key already waiting in the normal lane gets a second, earlier entry; the
             # later one finds it no longer pending and is skipped.
@@ -91,6 +95,9 @@ class KeyQueue:
                 continue  # the second entry of a key served from the urgent lane
             self._pending.discard(key)
             self._urgent_pending.discard(key)
+            added = self._added.pop(key, None)
+            if added is not None:
+                metrics.current().queue_wait.observe(time.monotonic() - added)
             try:
                 await self._handler(*key)
             except Exception:
@@ -121,7 +128,12 @@ class Informer:
         self._namespaces: list[str | None] = list(namespaces) if namespaces else [None]
         self._tasks: list[asyncio.Task[None]] = []
 
+    def _health_key(self, namespace: str | None) -> str:
+        return f"watch/{self.resource.plural}/{namespace or '*'}"
+
     def start(self) -> None:
+        for namespace in self._namespaces:
+            health.set_not_ready(self._health_key(namespace), f"{self.what} not listed yet")
         self._tasks = [
             asyncio.create_task(
                 self._run(namespace), name=f"buildwright-{self.resource.plural}-{namespace or '*'}"
@@ -149,15 +161,18 @@ class Informer:
                 if version is None:
                     version = await self._relist(namespace)
                     readiness.watch_recovered(self._permission("list", namespace))
+                    health.set_ready(self._health_key(namespace))
                     delay, refused = RETRY_SECONDS, False
                 version = await self._watch(namespace, version)
                 delay = RETRY_SECONDS  # the server ended a healthy watch
             except asyncio.CancelledError:
                 raise
             except _Expired:
+                metrics.current().watch_restarts.labels(self.resource.plural, "expired").inc()
                 logger.info("%s watch expired; listing them again", self.what)
                 version = None
             except Exception as error:
+                metrics.current().watch_restarts.labels(self.resource.plural, "error").inc()
                 if isinstance(error, kube.ApiError) and error.status == 403:
                     # Missing RBAC: said once, the operator is not ready until it is granted.
                     readiness.watch_failed(self._permission(verb, namespace), error.message)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -18,6 +18,8 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import kopf
 import yarl
+
+from buildwright import metrics
 
 GROUP_VERSION = "shipwright.io/v1beta1"
 # Upstream's field managers, so server-side-apply tooling and migrations from Shipwright see
@@ -94,6 +96,15 @@ METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 OPENED = "OPENED"
 
 
+class NotLeading(Exception):
+    """A write refused because this replica does not lead (any more): another one does the
+    work, so the reconcile stops here without retrying."""
+
+
+# The verbs the leader guard of a client (`Kube.guard_writes`) is asked about.
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
+
+
 class InvalidPathSegment(ValueError):
     """A namespace, name or subresource that no object can have was about to enter a path."""
 
@@ -142,6 +153,7 @@ CONFIGMAPS = Resource("v1", "configmaps")
 SERVICEACCOUNTS = Resource("v1", "serviceaccounts")
 EVENTS = Resource("v1", "events")
 CRDS = Resource("apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False)
+LEASES = Resource("coordination.k8s.io/v1", "leases")
 
 
 def field_manager(resource: Resource) -> str:
@@ -207,6 +219,13 @@ class Kube:
             headers=headers, connector=aiohttp.TCPConnector(ssl=context, limit=0)
         )
 
+        self._guard: Callable[[str, Resource], None] | None = None
+
+    def guard_writes(self, guard: Callable[[str, Resource], None] | None) -> None:
+        """Call `guard(verb, resource)` before every write; it raises (NotLeading) to refuse.
+        A replica that lost its lease must not write a moment later than it knows."""
+        self._guard = guard
+
     async def close(self) -> None:
         await self._session.close()
         await self._streams.close()
@@ -216,6 +235,8 @@ class Kube:
         method: str,
         path: str,
         *,
+        verb: str,
+        resource: Resource,
         body: Any = None,
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
@@ -228,19 +249,24 @@ class Kube:
         headers = {"Content-Type": content_type}
         if accept:
             headers["Accept"] = accept
-        async with self._session.request(
-            method, yarl.URL(url, encoded=True), data=data, headers=headers
-        ) as response:
-            text = await response.text()
-            if response.status >= 400:
-                try:
-                    status = json.loads(text)
-                    raise ApiError(
-                        response.status, status.get("reason", ""), status.get("message", "")
-                    )
-                except json.JSONDecodeError:
-                    raise ApiError(response.status, response.reason or "", text[:500]) from None
-            return json.loads(text) if text else None
+        if self._guard is not None and verb in WRITE_VERBS:
+            self._guard(verb, resource)
+        code = "error"
+        try:
+            async with self._session.request(
+                method, yarl.URL(url, encoded=True), data=data, headers=headers
+            ) as response:
+                code = str(response.status)
+                text = await response.text()
+        finally:
+            metrics.current().api_requests.labels(verb, resource.plural, code).inc()
+        if response.status >= 400:
+            try:
+                status = json.loads(text)
+            except json.JSONDecodeError:
+                raise ApiError(response.status, response.reason or "", text[:500]) from None
+            raise ApiError(response.status, status.get("reason", ""), status.get("message", ""))
+        return json.loads(text) if text else None
 
     async def get(
         self, resource: Resource, namespace: str | None, name: str
@@ -250,7 +276,9 @@ class Kube:
         if not name:
             return None
         try:
-            result: dict[str, Any] = await self._request("GET", resource.path(namespace, name))
+            result: dict[str, Any] = await self._request(
+                "GET", resource.path(namespace, name), verb="get", resource=resource
+            )
             return result
         except ApiError as error:
             if error.not_found:
@@ -265,7 +293,10 @@ class Kube:
             "container": container, "tailLines": str(lines), "limitBytes": str(limit_bytes)
         }  # fmt: skip
         url = f"{self._server}{PODS.path(namespace, pod, 'log')}?{urlencode(params)}"
-        async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+        async with self._session.get(
+            yarl.URL(url, encoded=True), timeout=aiohttp.ClientTimeout(total=10)
+        ) as response:
+            metrics.current().api_requests.labels("get", "pods/log", str(response.status)).inc()
             text = await response.text(errors="replace")
             if response.status >= 400:
                 raise ApiError(response.status, response.reason or "", text[:500])
@@ -275,7 +306,9 @@ class Kube:
         self, resource: Resource, namespace: str | None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         params = {"labelSelector": label_selector} if label_selector else None
-        result = await self._request("GET", resource.path(namespace), params=params)
+        result = await self._request(
+            "GET", resource.path(namespace), verb="list", resource=resource, params=params
+        )
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 
@@ -291,8 +324,9 @@ class Kube:
         with `metadata_only`, a PartialObjectMetadataList (no spec, data or status)."""
         accept = METADATA_LIST if metadata_only else None
         result: dict[str, Any] = await self._request(
-            "GET", resource.path(namespace), params=params, accept=accept
-        )
+            "GET", resource.path(namespace), verb="list", resource=resource, params=params,
+            accept=accept,
+        )  # fmt: skip
         return result
 
     async def watch(
@@ -313,6 +347,9 @@ class Kube:
         async with self._streams.get(
             yarl.URL(url, encoded=True), timeout=timeout, headers=headers
         ) as response:
+            metrics.current().api_requests.labels(
+                "watch", resource.plural, str(response.status)
+            ).inc()
             if response.status >= 400:
                 text = await response.text()
                 try:
@@ -342,7 +379,27 @@ class Kube:
         """Create; `manager` overrides the kind's field manager (Events of a Build)."""
         params = {"fieldManager": manager or field_manager(resource)}
         result: dict[str, Any] = await self._request(
-            "POST", resource.path(namespace), body=body, params=params
+            "POST",
+            resource.path(namespace),
+            verb="create",
+            resource=resource,
+            body=body,
+            params=params,
+        )
+        return result
+
+    async def replace(
+        self, resource: Resource, namespace: str | None, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """PUT the whole object; its `metadata.resourceVersion` makes it conditional (409
+        Conflict when the object changed since it was read)."""
+        result: dict[str, Any] = await self._request(
+            "PUT",
+            resource.path(namespace, name),
+            verb="update",
+            resource=resource,
+            body=body,
+            params={"fieldManager": field_manager(resource)},
         )
         return result
 
@@ -358,6 +415,8 @@ class Kube:
         result: dict[str, Any] = await self._request(
             "PATCH",
             resource.path(namespace, name, "status" if status else ""),
+            verb="patch",
+            resource=resource,
             body=patch,
             content_type="application/merge-patch+json",
             params={"fieldManager": field_manager(resource)},
@@ -370,7 +429,13 @@ class Kube:
         """Delete; False when it was already gone."""
         body = {"propagationPolicy": "Background" if background else "Foreground"}
         try:
-            await self._request("DELETE", resource.path(namespace, name), body=body)
+            await self._request(
+                "DELETE",
+                resource.path(namespace, name),
+                verb="delete",
+                resource=resource,
+                body=body,
+            )
             return True
         except ApiError as error:
             if error.not_found:

@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 import kopf
 
-from buildwright import informer, memory, readiness
-from buildwright.handlers import buildruns, common, context, watches
+from buildwright import health, informer, leader, memory, metrics, readiness
+from buildwright.core import metrics as observed
+from buildwright.handlers import buildruns, builds, common, context, watches
 from buildwright.kube import Kube
 from buildwright.state import Key
 
@@ -137,8 +138,14 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
     return connection_info(settings)
 
 
+STARTUP_CHECK = "startup"
+health.set_not_ready(STARTUP_CHECK, "the operator is starting")
+_metrics_server: Any = None
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    global _metrics_server
     # Events are ours to post, few and meaningful; kopf's per-handler ones would double the
     # API writes (kopf-measurements.md: ~20% throughput).
     settings.posting.enabled = False
@@ -157,9 +164,33 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Initial lists in pages: one response of thousands of Pods would be read, decoded and
     # held whole (tens of MB) before the first object is handled.
     settings.watching.chunk_size = LIST_PAGE_SIZE
+    metrics.install(metrics.Metrics(observed.MetricsSettings.from_env(os.environ)))
+    if _metrics_server is None:
+        host, port = metrics.listen_address()
+        try:
+            _metrics_server = await metrics.serve(host, port)
+        except OSError as error:
+            if os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get(metrics.PORT_ENV):
+                raise
+            # Out of a cluster on the default port: another operator on this machine has it.
+            logger.warning("port %s is taken (%s); serving metrics on a free port", port, error)
+            _metrics_server = await metrics.serve(host, 0)
+        bound = _metrics_server.addresses[0][1] if _metrics_server.addresses else port
+        logger.info("metrics and probes on http://%s:%s (/metrics, /healthz, /readyz)", host, bound)
     kube = Kube(connection_info(settings))
     ctx = context.Context(kube=kube, config=context.Config.from_env())
     context.install(ctx)
+    election = leader.ElectionConfig.from_env()
+    if election.enabled:
+        # The elector writes its Lease through a client of its own, which no guard stops.
+        elector = leader.Elector(
+            Kube(connection_info(settings)), election, on_started=lambda: reconcile_all(ctx)
+        )
+        ctx.elector = elector
+        ctx.leading = elector.leading
+        kube.guard_writes(elector.guard)
+    else:
+        metrics.current().leader.set(1)
     ctx.scheduler.start()
     ctx.reconcile_queue = informer.KeyQueue(
         lambda namespace, name: buildruns.reconcile(ctx, namespace, name), RECONCILE_WORKERS
@@ -177,7 +208,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     ]  # fmt: skip
     for secret_informer in ctx.secret_informers:
         secret_informer.start()
+    if ctx.elector is not None:
+        ctx.elector.start()
     memory.start_trimming()
+    health.set_ready(STARTUP_CHECK)
     logger.info("buildwright started; step image %s", ctx.config.step_image)
 
 
@@ -185,9 +219,22 @@ async def _ignore(_: Key) -> None:
     """Docker-config Secrets matter when a BuildRun starts; their arrival wakes nothing."""
 
 
+def reconcile_all(ctx: context.Context) -> None:
+    """Just became the leader: reconcile every Build and BuildRun the caches hold (a hot
+    standby saw them all; what the previous leader left half done is finished now)."""
+    builds.register_all_later(ctx, list(ctx.builds.stored_keys()))
+    if ctx.reconcile_queue is not None:
+        for key in ctx.buildruns.stored_keys():
+            ctx.reconcile_queue.add(key)
+
+
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    global _metrics_server
     ctx = context.current()
+    if ctx.elector is not None:
+        await ctx.elector.stop()
+        await ctx.elector.close()
     if ctx.pod_informer is not None:
         await ctx.pod_informer.stop()
     for secret_informer in ctx.secret_informers:
@@ -197,6 +244,9 @@ async def cleanup(**_: Any) -> None:
     await ctx.scheduler.stop()
     await memory.stop_trimming()
     await ctx.kube.close()
+    if _metrics_server is not None:
+        await _metrics_server.cleanup()
+        _metrics_server = None
 
 
 def load_handlers() -> None:

@@ -5,42 +5,50 @@ operator: the watch concerned keeps retrying with a growing pause, everything el
 and the operator reports itself not ready until the permission is granted. The refusal is
 logged once, with the permission that is missing, not on every retry.
 
-`/readyz` answers from `ready()` and can show `failing()`; nothing here does I/O.
+The failures are checks of `health`, the one registry `/readyz` answers from, under keys
+`permission: <watch>`; nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import logging
 
+from buildwright import health
+
 logger = logging.getLogger("buildwright")
 
-# watch (e.g. "list secrets in all namespaces") → why it fails
-_failing: dict[str, str] = {}
+_PREFIX = "permission: "
 
 
 def watch_failed(watch: str, reason: str) -> None:
     """`watch` cannot list or watch; logged the first time only."""
-    if watch not in _failing:
+    if watch not in failing():
         logger.error("cannot %s: %s; not ready until this is granted (retrying)", watch, reason)
-    _failing[watch] = reason
+    health.set_not_ready(_PREFIX + watch, reason)
 
 
 def watch_recovered(watch: str) -> None:
     """`watch` works (again)."""
-    if _failing.pop(watch, None) is not None:
+    if watch in failing():
+        health.set_ready(_PREFIX + watch)
         logger.info("can %s again; ready", watch)
 
 
 def ready() -> bool:
     """True when no watch fails."""
-    return not _failing
+    return not failing()
 
 
 def failing() -> dict[str, str]:
-    """The failing watches and why, for a readiness endpoint to show."""
-    return dict(_failing)
+    """The failing watches (e.g. "list secrets in all namespaces") and why."""
+    return {
+        key.removeprefix(_PREFIX): reason
+        for key, reason in health.not_ready().items()
+        if key.startswith(_PREFIX)
+    }
 
 
 def reset() -> None:
     """Forget every failure (a fresh start; tests)."""
-    _failing.clear()
+    for watch in failing():
+        health.set_ready(_PREFIX + watch)

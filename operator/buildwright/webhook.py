@@ -39,6 +39,26 @@ INLINE_OBJECT_LIMIT = 50
 SSL_CONTEXT: web.AppKey[ssl.SSLContext] = web.AppKey("ssl_context", ssl.SSLContext)
 
 
+class Draining:
+    """Set while the server is about to stop: every answer then closes its connection, so
+    the apiserver opens a new one (to another replica) instead of reusing one that is about
+    to go away mid-request."""
+
+    def __init__(self) -> None:
+        self.on = False
+
+
+DRAINING: web.AppKey[Draining] = web.AppKey("draining", Draining)
+
+
+@web.middleware
+async def _close_while_draining(request: web.Request, handler: Any) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    if request.app[DRAINING].on:
+        response.force_close()
+    return response
+
+
 # --------------------------------------------------------------------------- ConversionReview
 
 
@@ -139,7 +159,8 @@ async def _health_endpoint(_request: web.Request) -> web.Response:
 
 def make_app() -> web.Application:
     """The webhook application: `POST /convert` and `GET /health`."""
-    app = web.Application(client_max_size=MAX_REVIEW_BYTES)
+    app = web.Application(client_max_size=MAX_REVIEW_BYTES, middlewares=[_close_while_draining])
+    app[DRAINING] = Draining()
     app.router.add_post(CONVERT_PATH, _convert_endpoint)
     app.router.add_get(HEALTH_PATH, _health_endpoint)
     return app

@@ -11,7 +11,9 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 from buildwright.localcluster.wait import wait_until
@@ -37,6 +39,22 @@ class OperatorProcess:
         self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        # Kept across restarts, as a Pod name is: a restarted operator takes its own lease
+        # back at once instead of waiting for it to expire.
+        self.identity = f"test-operator-{uuid.uuid4().hex[:8]}"
+        self.metrics_port = 0
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def scrape(self, path: str = "/metrics") -> tuple[int, str]:
+        """GET one of the operator's HTTP endpoints: (status, body)."""
+        try:
+            with urllib.request.urlopen(self.metrics_url + path, timeout=5) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
 
     @property
     def log_path(self) -> Path:
@@ -45,11 +63,14 @@ class OperatorProcess:
     def start(self) -> None:
         self.starts += 1
         port = _free_port()
+        self.metrics_port = _free_port()
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "BUILDWRIGHT_WEBHOOK": "off",
             "BUILDWRIGHT_STEP_IMAGE": "ghcr.io/buildwright/buildwright:test",
+            "BUILDWRIGHT_LEADER_IDENTITY": self.identity,
+            "BUILDWRIGHT_METRICS_PORT": str(self.metrics_port),
             **self.extra_env,
         }
         self._log = self.log_path.open("wb")
@@ -67,11 +88,13 @@ class OperatorProcess:
                 raise RuntimeError(f"operator exited early:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    pass
+                with urllib.request.urlopen(self.metrics_url + "/readyz", timeout=1):
                     return True
             except OSError:
                 return False
 
-        wait_until(healthy, timeout=60, interval=0.1, description="the operator's liveness probe")
+        wait_until(healthy, timeout=60, interval=0.1, description="the operator's probes")
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as if the node died."""

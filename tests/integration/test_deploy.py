@@ -236,6 +236,31 @@ def test_service_account_may_do_what_the_operator_does(
 @pytest.mark.parametrize(
     ("verb", "group", "resource", "name"),
     [
+        ("create", "coordination.k8s.io", "leases", ""),
+        ("update", "coordination.k8s.io", "leases", "buildwright-leader"),
+        ("update", "", "secrets", "buildwright-webhook-cert"),
+    ],
+)
+def test_service_account_may_hold_the_lease_and_the_certificate_in_its_namespace(
+    api_client: client.ApiClient, installed: list[Doc],
+    verb: str, group: str, resource: str, name: str,
+) -> None:  # fmt: skip
+    assert can(api_client, verb, group, resource, name, namespace=OPERATOR_NAMESPACE)
+    assert not can(api_client, verb, group, resource, name, namespace="default")
+
+
+def test_service_account_may_not_write_other_secrets_of_its_namespace(
+    api_client: client.ApiClient, installed: list[Doc],
+) -> None:
+    assert not can(api_client, "update", "", "secrets", "other", namespace=OPERATOR_NAMESPACE)
+    assert not can(api_client, "create", "", "secrets", "", namespace=OPERATOR_NAMESPACE)
+    assert not can(api_client, "update", "coordination.k8s.io", "leases", "other",
+                   namespace=OPERATOR_NAMESPACE)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("verb", "group", "resource", "name"),
+    [
         ("get", "", "secrets", ""),
         ("create", "", "secrets", ""),
         ("update", "", "secrets", ""),
@@ -295,7 +320,10 @@ def sa_operator(
     """
     operator.stop()
     sa_kubeconfig = service_account_kubeconfig(kubeconfig, core_v1, tmp_path / "sa.kubeconfig")
-    process = OperatorProcess(sa_kubeconfig, tmp_path)
+    # Leader election as deployed: the Lease in the operator's namespace, by the Role.
+    process = OperatorProcess(
+        sa_kubeconfig, tmp_path, {"BUILDWRIGHT_NAMESPACE": OPERATOR_NAMESPACE}
+    )
     try:
         process.start()
         yield process

@@ -109,6 +109,11 @@ def test_installs_namespace_crds_strategies_rbac_service_and_deployment(
     one(rendered, "ClusterRole", "buildwright")
     one(rendered, "ClusterRoleBinding", "buildwright")
     one(rendered, "Service", "buildwright-webhook")
+    one(rendered, "Service", "buildwright-metrics")
+    one(rendered, "Role", "buildwright")
+    one(rendered, "RoleBinding", "buildwright")
+    one(rendered, "Secret", "buildwright-webhook-cert")
+    one(rendered, "PodDisruptionBudget", "buildwright")
     one(rendered, "Deployment", "buildwright")
     crds = sorted(
         d["metadata"]["name"] for d in rendered if d["kind"] == "CustomResourceDefinition"
@@ -129,7 +134,9 @@ def test_crd_kustomization_lists_every_generated_crd() -> None:
 def test_namespaced_objects_live_in_the_buildwright_namespace(
     rendered: list[dict[str, Any]],
 ) -> None:
-    for kind in ("ServiceAccount", "Service", "Deployment"):
+    kinds = ("ServiceAccount", "Service", "Deployment", "Role", "RoleBinding", "Secret",
+             "PodDisruptionBudget")  # fmt: skip
+    for kind in kinds:
         for doc in (d for d in rendered if d["kind"] == kind):
             assert doc["metadata"].get("namespace") == NAMESPACE, doc["metadata"]
 
@@ -155,6 +162,31 @@ def granted(role: dict[str, Any]) -> set[Grant]:
                     for name in names:
                         grants.add((group, resource, verb, name))
     return grants
+
+
+# In namespace buildwright only: the leader Lease and the webhook certificate Secret.
+EXPECTED_NAMESPACED_GRANTS: set[Grant] = {
+    ("coordination.k8s.io", "leases", "create", None),
+    ("coordination.k8s.io", "leases", "get", "buildwright-leader"),
+    ("coordination.k8s.io", "leases", "update", "buildwright-leader"),
+    ("", "secrets", "get", "buildwright-webhook-cert"),
+    ("", "secrets", "update", "buildwright-webhook-cert"),
+}
+
+
+def test_namespaced_role_grants_the_lease_and_the_certificate_secret_only(
+    rendered: list[dict[str, Any]],
+) -> None:
+    role = one(rendered, "Role", "buildwright")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert granted(role) == EXPECTED_NAMESPACED_GRANTS
+    binding = one(rendered, "RoleBinding", "buildwright")
+    assert binding["roleRef"]["name"] == "buildwright" and binding["roleRef"]["kind"] == "Role"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "buildwright", "namespace": NAMESPACE}
+    ]
+    secret = one(rendered, "Secret", "buildwright-webhook-cert")
+    assert "data" not in secret, "shipped empty; the operator fills it"
 
 
 def test_cluster_role_grants_exactly_the_calls_the_operator_makes(
@@ -192,10 +224,10 @@ def test_the_namespaced_install_grants_the_same_in_roles_and_cluster_scope_only_
     assert {r for _, r, _, _ in cluster} == {
         "clusterbuildstrategies", "clusterbuildstrategies/status", "customresourcedefinitions"
     }
-    role = one(docs, "Role", "buildwright")
+    role = one(docs, "Role", "buildwright-namespaced")
     assert role["metadata"]["namespace"] == "builds"
     assert cluster | granted(role) == EXPECTED_GRANTS
-    binding = one(docs, "RoleBinding", "buildwright")
+    binding = one(docs, "RoleBinding", "buildwright-namespaced")
     assert (binding["metadata"]["namespace"], binding["roleRef"]["kind"]) == ("builds", "Role")
     args = operator_container(one(docs, "Deployment", "buildwright"))["args"]
     assert "--namespace=builds" in args
@@ -208,10 +240,13 @@ def test_no_wildcards_and_no_secret_writes(rendered: list[dict[str, Any]]) -> No
         for rule in role["rules"]:
             for field in ("apiGroups", "resources", "verbs", "resourceNames"):
                 assert "*" not in rule.get(field, []), (role["metadata"]["name"], rule)
-        secret_verbs = {
-            verb for group, res, verb, _ in granted(role) if (group, res) == ("", "secrets")
-        }
-        assert secret_verbs <= {"get", "list", "watch"}
+        secret_writes = {
+            (verb, name) for group, res, verb, name in granted(role)
+            if (group, res) == ("", "secrets") and verb not in ("get", "list", "watch")
+        }  # fmt: skip
+        # The one Secret written is the webhook certificate, by name, in our namespace.
+        allowed = {("update", "buildwright-webhook-cert")} if role["kind"] == "Role" else set()
+        assert secret_writes <= allowed
 
 
 def test_crd_access_is_limited_to_our_four_crds(rendered: list[dict[str, Any]]) -> None:
@@ -241,24 +276,55 @@ def test_role_is_bound_to_the_operator_service_account(rendered: list[dict[str, 
 # --- Deployment ----------------------------------------------------------------------------
 
 
-def test_single_replica_recreated_not_rolled(rendered: list[dict[str, Any]]) -> None:
-    spec = one(rendered, "Deployment", "buildwright")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+def test_two_replicas_rolled_spread_and_protected_by_a_budget(
+    rendered: list[dict[str, Any]],
+) -> None:
+    deployment = one(rendered, "Deployment", "buildwright")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}
+    }  # fmt: skip
+    labels = spec["template"]["metadata"]["labels"]
+    spread = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert {c["topologyKey"] for c in spread} == {
+        "kubernetes.io/hostname", "topology.kubernetes.io/zone"
+    }  # fmt: skip
+    for constraint in spread:
+        assert constraint["labelSelector"]["matchLabels"].items() <= labels.items()
+    budget = one(rendered, "PodDisruptionBudget", "buildwright")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
-def test_probes_hit_the_liveness_endpoint_the_operator_serves(
+def test_leader_identity_and_namespace_come_from_the_pod(rendered: list[dict[str, Any]]) -> None:
+    container = operator_container(one(rendered, "Deployment", "buildwright"))
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+           for e in container["env"]}  # fmt: skip
+    assert env["BUILDWRIGHT_NAMESPACE"] == "metadata.namespace"
+    assert env["POD_NAME"] == "metadata.name"
+
+
+def test_probes_hit_healthz_and_readyz_on_the_metrics_port(
     rendered: list[dict[str, Any]],
 ) -> None:
     container = operator_container(one(rendered, "Deployment", "buildwright"))
-    assert container["args"][0] == "run"
-    liveness = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--liveness=")]
-    assert liveness == ["http://0.0.0.0:8080/healthz"]
-    for probe in ("livenessProbe", "readinessProbe"):
+    assert container["args"] == ["run"]
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         get = container[probe]["httpGet"]
-        assert get["path"] == "/healthz"
-        assert container_port(container, get["port"]) == 8080
+        assert get["path"] == path
+        assert container_port(container, get["port"]) == 8383
         assert get.get("scheme", "HTTP") == "HTTP"
+
+
+def test_metrics_service_reaches_every_replica_on_8383(rendered: list[dict[str, Any]]) -> None:
+    service = one(rendered, "Service", "buildwright-metrics")
+    deployment = one(rendered, "Deployment", "buildwright")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    [port] = service["spec"]["ports"]
+    assert port["port"] == 8383
+    assert container_port(operator_container(deployment), port["targetPort"]) == 8383
 
 
 def test_resources_are_requested_and_limited(rendered: list[dict[str, Any]]) -> None:

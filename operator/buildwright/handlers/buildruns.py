@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 import kopf
 import pydantic
 
-from buildwright import kube
+from buildwright import kube, logs, metrics
 from buildwright.api.v1beta1 import Build, BuildRun, BuildSpec
 from buildwright.core import (
     lifecycle,
@@ -26,6 +27,7 @@ from buildwright.core import (
     status,
     validation,
 )
+from buildwright.core import metrics as observed
 from buildwright.core.reasons import Failure
 from buildwright.core.snapshot import bounded_snapshot
 from buildwright.handlers import common
@@ -70,13 +72,21 @@ def reconcile_later(ctx: Context, namespace: str, name: str) -> None:
 
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
+    """Reconcile one BuildRun; only the leader does (a follower keeps its caches warm and
+    reconciles everything it knows once it leads)."""
+    if not ctx.leading():
+        return
     async with ctx.lock((namespace, name)):
         body = ctx.buildruns.get(namespace, name)
         if body is None:
             return
         key = (namespace, name)
+        started = time.monotonic()
+        result = "success"
         try:
             await _reconcile(ctx, body)
+        except kube.NotLeading:
+            result = "not_leading"
         except kube.API_ERRORS as error:
             # A 404 is raised only by writes (reads answer None): something was deleted
             # between reading and writing. Gone with the BuildRun: nothing to do (its DELETED
@@ -85,13 +95,22 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> None:
             if deleted and not _exists(ctx, key):
                 return
             if kube.is_transient(error) or deleted:
+                result = "retry"
                 common.retry_later(
                     ctx, key, "retry", "BuildRun", error, lambda: reconcile(ctx, namespace, name)
                 )
             else:
+                result = "rejected"
                 common.log_rejected("BuildRun", key, error)
+        except Exception:
+            result = "error"
+            raise
         else:
             common.succeeded(ctx, key, "retry")
+        finally:
+            metrics.current().reconcile_duration.labels("BuildRun", result).observe(
+                time.monotonic() - started
+            )
 
 
 def _exists(ctx: Context, key: tuple[str, str]) -> bool:
@@ -104,7 +123,10 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
     try:
         buildrun = BuildRun.model_validate(body)
     except pydantic.ValidationError as error:
-        logger.error("BuildRun %s/%s does not match the schema: %s", namespace, name, error)
+        logger.error(
+            "BuildRun %s/%s does not match the schema: %s", namespace, name, error,
+            extra=logs.about("BuildRun", namespace, name),
+        )  # fmt: skip
         return
     run_status = buildrun.status
     if run_status is not None and run_status.completion_time:
@@ -256,11 +278,20 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     # Pod's name is deterministic: should we crash in between, the next reconcile finds no
     # executor, starts again and takes the existing Pod as its own.
     pod_name = manifest["metadata"]["name"]
-    build_pod = await create_pod(ctx, namespace, manifest)
-    if isinstance(build_pod, Failure):
-        await fail(ctx, buildrun, build_pod, snapshot=snapshot)
+    pod_created = await create_pod(ctx, namespace, manifest)
+    if isinstance(pod_created, Failure):
+        await fail(ctx, buildrun, pod_created, snapshot=snapshot)
         return
-    logger.info("BuildRun %s/%s: created Pod %s", namespace, name, pod_name)
+    build_pod, created = pod_created
+    if created:
+        # Counted by whoever created the Pod: a second run of this handler finds it existing.
+        metrics.current().observe(
+            observed.pod_created(buildrun.to_wire(), build_spec.strategy.name, build_pod)
+        )
+    logger.info(
+        "BuildRun %s/%s: created Pod %s", namespace, name, pod_name,
+        extra=logs.about("BuildRun", namespace, name),
+    )  # fmt: skip
     update = status.status_from_pod(buildrun, build_pod, common.now())
     if update.stop_pod and not status.pod_finished(build_pod):
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
@@ -285,9 +316,10 @@ def build_spec_snapshot(buildrun: BuildRun, build_spec: BuildSpec) -> dict[str, 
 
 async def create_pod(
     ctx: Context, namespace: str, manifest: dict[str, Any]
-) -> dict[str, Any] | Failure:
-    """Create the build Pod; one that already exists (same deterministic name) is ours. A Pod
-    the API server refuses for good (invalid, forbidden) is the PodCreationFailed failure."""
+) -> tuple[dict[str, Any], bool] | Failure:
+    """Create the build Pod; one that already exists (same deterministic name) is ours, and
+    the flag says whether this call created it. A Pod the API server refuses for good
+    (invalid, forbidden) is the PodCreationFailed failure."""
     try:
         created = await ctx.kube.create(kube.PODS, namespace, manifest)
     except kube.ApiError as error:
@@ -305,9 +337,10 @@ async def create_pod(
         existing = ctx.pods.get(namespace, name) or await ctx.kube.get(kube.PODS, namespace, name)
         if existing is None:  # deleted meanwhile: try again later
             raise
-        created = existing
+        ctx.pods.put(existing)
+        return existing, False
     ctx.pods.put(created)
-    return created
+    return created, True
 
 
 async def label_buildrun(ctx: Context, buildrun: BuildRun, build: Build) -> None:
@@ -413,12 +446,9 @@ async def fail(
     )
     ctx.buildruns.put(updated)
     logger.info(
-        "BuildRun %s/%s failed: %s: %s",
-        meta["namespace"],
-        meta["name"],
-        failure.reason,
-        failure.message,
-    )
+        "BuildRun %s/%s failed: %s: %s", meta["namespace"], meta["name"], failure.reason,
+        failure.message, extra=logs.about("BuildRun", meta["namespace"], meta["name"]),
+    )  # fmt: skip
     finished = BuildRun.model_validate(updated)
     await announce_end(ctx, finished, updated)
     await after_completion(ctx, finished, just_finished=True)
@@ -520,10 +550,16 @@ async def write_status(
         logger.info(
             "BuildRun %s/%s: %s %s: %s",
             meta["namespace"], meta["name"], after.status, after.reason, after.message,
+            extra=logs.about("BuildRun", meta["namespace"], meta["name"]),
         )  # fmt: skip
     if status.announced_condition(_condition(buildrun), after) is not None:
         await announce_end(ctx, new, updated)
     if new.status is not None and new.status.completion_time:
+        if buildrun.status is None or not buildrun.status.completion_time:
+            # This write ended the run: observed once, by the replica that wrote it.
+            executor = new.status.executor
+            build_pod = ctx.pods.get(meta["namespace"], executor.name) if executor else None
+            metrics.current().observe(observed.run_finished(updated, build_pod))
         await after_completion(ctx, new, just_finished=True)
 
 

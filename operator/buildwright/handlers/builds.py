@@ -6,15 +6,18 @@ generation changes and Secret events) also when a referenced strategy appears or
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import aiohttp
 import kopf
 import pydantic
 
-from buildwright import kube
+from buildwright import kube, logs, metrics
 from buildwright.api.v1beta1 import Build
+from buildwright.core import metrics as observed
 from buildwright.core import preflight, reasons, validation
 from buildwright.handlers import common
 from buildwright.handlers.context import Context, current
@@ -81,26 +84,63 @@ async def probe_repository(url: str, policy: validation.ProbePolicy) -> str | No
         return f"{url}: {error or type(error).__name__}"
 
 
+_background: set[asyncio.Task[None]] = set()
+# A new leader re-validates every Build it knows; each may probe a Git server and list the
+# Build's runs, so a few at a time.
+CATCH_UP_CONCURRENCY = 4
+
+
+def register_all_later(ctx: Context, keys: list[tuple[str, str]]) -> None:
+    """Validate these Builds in the background, a few at a time (a new leader catching up
+    with what changed while it followed)."""
+    limit = asyncio.Semaphore(CATCH_UP_CONCURRENCY)
+
+    async def one(namespace: str, name: str) -> None:
+        async with limit:
+            await register_or_retry(ctx, namespace, name)
+
+    for key in keys:
+        task = asyncio.create_task(one(*key))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
 async def register_or_retry(ctx: Context, namespace: str, name: str) -> None:
     """Validate the Build; after a transient API failure try again later (with backoff). An
-    answer that will not change on retry is logged and left until the Build changes."""
+    answer that will not change on retry is logged and left until the Build changes. Only the
+    leader does; a follower validates every Build it knows once it leads."""
+    if not ctx.leading():
+        return
     key = (namespace, name)
+    started = time.monotonic()
+    result = "success"
     try:
         await register(ctx, namespace, name)
+    except kube.NotLeading:
+        result = "not_leading"
     except kube.API_ERRORS as error:
         if isinstance(error, kube.ApiError) and error.not_found:
             # Only writes raise it (reads answer None): the Build, or a BuildRun it owns, was
             # deleted meanwhile. Its own event tells what there is left to do.
             logger.info("Build %s/%s: %s (deleted meanwhile)", namespace, name, error)
-            return
-        if not kube.is_transient(error):
+        elif not kube.is_transient(error):
+            result = "rejected"
             common.log_rejected("Build", key, error)
-            return
-        common.retry_later(
-            ctx, key, "register", "Build", error, lambda: register_or_retry(ctx, namespace, name)
-        )
+        else:
+            result = "retry"
+            common.retry_later(
+                ctx, key, "register", "Build", error,
+                lambda: register_or_retry(ctx, namespace, name),
+            )  # fmt: skip
+    except Exception:
+        result = "error"
+        raise
     else:
         common.succeeded(ctx, key, "register")
+    finally:
+        metrics.current().reconcile_duration.labels("Build", result).observe(
+            time.monotonic() - started
+        )
 
 
 async def register(ctx: Context, namespace: str, name: str) -> None:
@@ -110,7 +150,10 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
     try:
         build = Build.model_validate(body)
     except pydantic.ValidationError as error:
-        logger.error("Build %s/%s does not match the schema: %s", namespace, name, error)
+        logger.error(
+            "Build %s/%s does not match the schema: %s", namespace, name, error,
+            extra=logs.about("Build", namespace, name),
+        )  # fmt: skip
         return
 
     secrets = validation.referenced_secrets(build.spec)
@@ -157,11 +200,15 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
         kube.BUILDS, namespace, name, {"status": status}, status=True
     )
     ctx.builds.put(updated)
+    if outcome.registered and current_status.get("registered") != "True":
+        # Counted on the write that registered it, by the replica that wrote it.
+        metrics.current().observe(observed.build_registered(updated))
     if outcome.reason != reasons.SUCCEEDED:
         await common.post_event(ctx, updated, outcome.reason, outcome.message, warning=True)
     logger.info(
-        "Build %s/%s registered=%s reason=%s", namespace, name, status["registered"], outcome.reason
-    )
+        "Build %s/%s registered=%s reason=%s", namespace, name, status["registered"],
+        outcome.reason, extra=logs.about("Build", namespace, name),
+    )  # fmt: skip
 
 
 async def sync_buildrun_owners(ctx: Context, build: Build) -> None:

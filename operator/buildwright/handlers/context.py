@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -113,10 +114,11 @@ class Context:
     unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
     # (object, purpose) → transient failures in a row, for the backoff of `common.retry_later`.
     retry_attempts: dict[tuple[Key, str], int] = field(default_factory=dict)
-
-
     # uids of the finished BuildRuns whose end-of-run Event this process knows to exist.
     announced: set[str] = field(default_factory=set)
+    # Whether this replica reconciles (leader election; always without it).
+    leading: Callable[[], bool] = lambda: True
+    elector: Any = None
     _locks: defaultdict[Key, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )

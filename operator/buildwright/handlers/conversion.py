@@ -13,8 +13,20 @@ Configuration (environment):
   BUILDWRIGHT_WEBHOOK_URL            when set, the CRDs get `clientConfig.url` (local control
                                      plane); otherwise `clientConfig.service`
   BUILDWRIGHT_NAMESPACE              the Service's (and Secret's) namespace, default buildwright
-  BUILDWRIGHT_WEBHOOK_CERT_SECRET    read tls.crt/tls.key/ca.crt from this Secret instead of
-                                     generating a certificate
+  BUILDWRIGHT_WEBHOOK_CERT_SECRET    read tls.crt/tls.key/ca.crt from this Secret, renewed by
+                                     someone else (cert-manager); never written
+  BUILDWRIGHT_WEBHOOK_SECRET         the Secret the operator keeps its own certificate in,
+                                     default buildwright-webhook-cert; `off` keeps it in memory
+  BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS  on shutdown, keep serving this long (default 3), each
+                                     answer closing its connection, before stopping
+
+The operator's own certificate is generated once, by the first replica that finds the
+Secret empty (writes are conditional on its resourceVersion: of two replicas starting
+together, one writes and the other reads what it wrote), reused by every replica and every
+restart, and renewed by the leader when a third of its lifetime remains; the others pick the
+renewal up from the Secret. The CRDs are patched only when they do not trust the served CA
+yet, so a restart writes nothing. Where the Secret cannot be created (its namespace does not
+exist, as on a bare local control plane) a certificate is generated in memory, as before.
 
 `WebhookServer` and the module-level functions carry no kopf dependency, so the integration
 tests run exactly the start-up path without an operator.
@@ -25,12 +37,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import datetime
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +52,11 @@ import kopf
 from aiohttp import web
 from cryptography import x509
 
+from buildwright import health
 from buildwright import kube as api
 from buildwright.kube import Kube
 from buildwright.webhook import (
+    DRAINING,
     ca_bundle_patch,
     generate_self_signed,
     reload_certificate,
@@ -54,6 +69,11 @@ SERVICE_NAME = "buildwright-webhook"
 SERVICE_PORT = 443
 DEFAULT_PORT = 8443
 DEFAULT_NAMESPACE = "buildwright"
+DEFAULT_MANAGED_SECRET = "buildwright-webhook-cert"
+HEALTH_CHECK = "webhook"
+# On shutdown the webhook keeps answering this long (closing each connection after its
+# answer) while the Service takes the terminating Pod out of its endpoints.
+DEFAULT_DRAIN_SECONDS = 3.0
 CRD_NAMES = (
     "builds.shipwright.io",
     "buildruns.shipwright.io",
@@ -88,6 +108,8 @@ class WebhookConfig:
     namespace: str = DEFAULT_NAMESPACE
     url: str | None = None
     cert_secret: str | None = None
+    managed_secret: str | None = DEFAULT_MANAGED_SECRET
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookConfig:
@@ -109,6 +131,8 @@ class WebhookConfig:
             namespace=env.get("BUILDWRIGHT_NAMESPACE") or DEFAULT_NAMESPACE,
             url=env.get("BUILDWRIGHT_WEBHOOK_URL") or None,
             cert_secret=env.get("BUILDWRIGHT_WEBHOOK_CERT_SECRET") or None,
+            managed_secret=_managed_secret(env.get("BUILDWRIGHT_WEBHOOK_SECRET")),
+            drain_seconds=_seconds(env, "BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
         )
 
     @property
@@ -128,7 +152,49 @@ class WebhookConfig:
         return ca_bundle_patch(ca_bundle, service=(self.namespace, SERVICE_NAME, SERVICE_PORT))
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+def _managed_secret(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return DEFAULT_MANAGED_SECRET
+    return None if value.strip().lower() in _OFF_VALUES else value.strip()
+
+
 # --------------------------------------------------------------------------- pure decisions
+
+
+def trusted_patch(crd: Any, patch: dict[str, Any], ca: bytes) -> dict[str, Any]:
+    """`patch` with the CRD's present caBundle kept when that bundle already trusts `ca`: a
+    restart (same certificate), or a replica starting after a rotation whose bundle still
+    holds the previous CA too, then changes nothing."""
+    try:
+        current = crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"]
+        bundle = base64.b64decode(current)
+    except (KeyError, TypeError, ValueError):
+        return patch
+    if ca.strip() not in bundle:
+        return patch
+    kept = copy.deepcopy(patch)
+    kept["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = current
+    return kept
+
+
+def certificate_usable(certificate: Certificate | None, now: datetime.datetime) -> bool:
+    """A certificate from our Secret can be served as it is (present, not due for renewal)."""
+    return certificate is not None and not rotation_due(
+        certificate.not_before, certificate.not_after, now
+    )
 
 
 def patch_would_change(target: Any, patch: Any) -> bool:
@@ -211,6 +277,28 @@ def generate_certificate(config: WebhookConfig, days: int = GENERATED_DAYS) -> C
     return Certificate(ca=ca, cert=cert, key=key)
 
 
+def secret_data(certificate: Certificate) -> dict[str, str]:
+    """The Secret `data` holding `certificate` (cert-manager's keys)."""
+    return {
+        key: base64.b64encode(value).decode("ascii")
+        for key, value in (
+            ("tls.crt", certificate.cert),
+            ("tls.key", certificate.key),
+            ("ca.crt", certificate.ca),
+        )
+    }
+
+
+def stored_certificate(secret: Mapping[str, Any] | None) -> Certificate | None:
+    """The certificate in our own Secret; None while it is empty or unreadable."""
+    if secret is None:
+        return None
+    try:
+        return certificate_from_secret(secret)
+    except (ValueError, TypeError):
+        return None
+
+
 def certificate_from_secret(secret: Mapping[str, Any]) -> Certificate:
     """tls.crt/tls.key/ca.crt of a kubernetes.io/tls Secret (cert-manager's layout).
 
@@ -239,8 +327,11 @@ def _write_private(path: Path, content: bytes) -> None:
 # --------------------------------------------------------------------------- CRDs
 
 
-async def point_crds_at_webhook(kube: Kube, patch: dict[str, Any]) -> list[str]:
+async def point_crds_at_webhook(
+    kube: Kube, patch: dict[str, Any], *, keep_trusting: bytes | None = None
+) -> list[str]:
     """Merge-patch the shipwright.io CRDs that differ from `patch`; the names patched.
+    With `keep_trusting`, a CRD whose caBundle already holds that CA keeps its bundle.
 
     A CRD that is not installed is skipped with a warning: the operator may be started before
     its CRDs, and the next rotation (or restart) patches it.
@@ -251,8 +342,9 @@ async def point_crds_at_webhook(kube: Kube, patch: dict[str, Any]) -> list[str]:
         if crd is None:
             logger.warning("CRD %s is not installed; its conversion webhook is not set", name)
             continue
-        if patch_would_change(crd, patch):
-            await kube.merge_patch(api.CRDS, None, name, patch)
+        wanted = patch if keep_trusting is None else trusted_patch(crd, patch, keep_trusting)
+        if patch_would_change(crd, wanted):
+            await kube.merge_patch(api.CRDS, None, name, wanted)
             patched.append(name)
     return patched
 
@@ -263,9 +355,18 @@ async def point_crds_at_webhook(kube: Kube, patch: dict[str, Any]) -> list[str]:
 class WebhookServer:
     """The HTTPS conversion endpoint, its certificate files and the CRDs pointing at it."""
 
-    def __init__(self, config: WebhookConfig, kube: Kube) -> None:
+    def __init__(
+        self, config: WebhookConfig, kube: Kube, *, leading: Callable[[], bool] = lambda: True
+    ) -> None:
         self.config = config
         self.kube = kube
+        # Only the leader renews the operator's own certificate; every replica serves.
+        self.leading = leading
+        # Where the certificate comes from: "external" (cert-manager's Secret), "managed" (our
+        # Secret) or "memory" (generated here, lost on restart).
+        self.source = "external" if config.cert_secret else (
+            "managed" if config.managed_secret else "memory"
+        )
         self.certificate: Certificate | None = None
         self.ca_bundle: bytes | None = None
         self._runner: web.AppRunner | None = None
@@ -282,7 +383,15 @@ class WebhookServer:
             raise RuntimeError("the webhook is not serving")
         return int(self._runner.addresses[0][1])
 
-    async def _obtain(self) -> Certificate:
+    async def _obtain(
+        self, *, renew: bool = False, now: datetime.datetime | None = None
+    ) -> Certificate:
+        if self.source == "managed":
+            moment = now or datetime.datetime.now(datetime.UTC)
+            managed = await self._obtain_managed(renew=renew, now=moment)
+            if managed is not None:
+                return managed
+            self.source = "memory"
         if self.config.cert_secret is None:
             return generate_certificate(self.config)
         secret = await self.kube.get(api.SECRETS, self.config.namespace, self.config.cert_secret)
@@ -292,6 +401,49 @@ class WebhookServer:
                 " not found"
             )
         return certificate_from_secret(secret)
+
+    async def _obtain_managed(self, *, renew: bool, now: datetime.datetime) -> Certificate | None:
+        """The certificate in our Secret, generated and stored first when it is empty (or
+        due at `now` and `renew`); None when the Secret cannot be kept (memory fallback)."""
+        namespace, name = self.config.namespace, self.config.managed_secret
+        assert name is not None
+        for _attempt in range(3):
+            try:
+                secret = await self.kube.get(api.SECRETS, namespace, name)
+            except api.ApiError as error:
+                if error.status == 403:
+                    logger.warning("cannot read Secret %s/%s (%s); certificate kept in memory",
+                                   namespace, name, error)  # fmt: skip
+                    return None
+                raise
+            stored = stored_certificate(secret)
+            if stored is not None and (certificate_usable(stored, now) or not renew):
+                return stored
+            fresh = generate_certificate(self.config)
+            try:
+                if secret is None:
+                    await self.kube.create(api.SECRETS, namespace, {
+                        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                        "metadata": {"name": name, "namespace": namespace},
+                        "data": secret_data(fresh),
+                    })  # fmt: skip
+                else:
+                    # Conditional on the resourceVersion read: another replica may be first.
+                    await self.kube.replace(
+                        api.SECRETS, namespace, name, {**secret, "data": secret_data(fresh)}
+                    )
+            except api.ApiError as error:
+                if error.conflict:
+                    continue  # another replica wrote it first: use theirs
+                if secret is None and error.status in (403, 404):
+                    logger.warning("cannot create Secret %s/%s (%s); certificate kept in memory",
+                                   namespace, name, error.reason)  # fmt: skip
+                    return None
+                raise
+            logger.info("webhook certificate %s in Secret %s/%s",
+                        "stored" if stored is None else "renewed", namespace, name)  # fmt: skip
+            return fresh
+        raise RuntimeError(f"Secret {namespace}/{name} kept changing while it was written")
 
     def _write(self, certificate: Certificate) -> None:
         _write_private(self.cert_file, certificate.cert)
@@ -305,7 +457,8 @@ class WebhookServer:
             self.config.host, self.config.port, str(self.cert_file), str(self.key_file)
         )
         self.certificate = certificate
-        await self._publish(certificate.ca)
+        # A restart with the certificate the CRDs already trust patches nothing.
+        await self._publish(certificate.ca, keep_trusting=certificate.ca)
         logger.info(
             "conversion webhook serving on %s:%d until %s; CRDs point at %s",
             self.config.host,
@@ -314,11 +467,22 @@ class WebhookServer:
             self.config.url or f"service {self.config.namespace}/{SERVICE_NAME}",
         )
 
-    async def _publish(self, ca_bundle: bytes) -> None:
-        patched = await point_crds_at_webhook(self.kube, self.config.crd_patch(ca_bundle))
+    async def _publish(self, ca_bundle: bytes, *, keep_trusting: bytes | None = None) -> None:
+        patched = await point_crds_at_webhook(
+            self.kube, self.config.crd_patch(ca_bundle), keep_trusting=keep_trusting
+        )
         self.ca_bundle = ca_bundle
         if patched:
             logger.info("conversion webhook set in %s", ", ".join(patched))
+
+    async def drain(self, seconds: float) -> None:
+        """Keep serving for `seconds`, closing each connection after its answer: meanwhile
+        the Service stops sending new connections here (the Pod is terminating), and the
+        apiserver's open ones end cleanly instead of breaking under a request."""
+        if self._runner is None or seconds <= 0:
+            return
+        self._runner.app[DRAINING].on = True
+        await asyncio.sleep(seconds)
 
     async def restart(self) -> None:
         """Serve again with the current certificate after `pause` (tests: webhook down)."""
@@ -342,10 +506,16 @@ class WebhookServer:
         if current is None:
             raise RuntimeError("the webhook has not started")
         moment = now or datetime.datetime.now(datetime.UTC)
-        if self.config.cert_secret is None:
+        if self.source == "memory":
             if not force and not rotation_due(current.not_before, current.not_after, moment):
                 return False
             fresh = generate_certificate(self.config)
+        elif self.source == "managed":
+            due = force or rotation_due(current.not_before, current.not_after, moment)
+            # The leader renews the Secret; the others follow what is stored there.
+            fresh = await self._obtain(renew=due and self.leading(), now=moment)
+            if fresh == current:
+                return False
         else:
             fresh = await self._obtain()
             if fresh == current and not force:
@@ -416,10 +586,19 @@ async def start_webhook(settings: kopf.OperatorSettings, **_: Any) -> None:
     if _server is not None:  # kopf retried this handler after a later failure
         return
     # Imported here: buildwright.main imports the handler modules when it loads them.
+    from buildwright.handlers import context
     from buildwright.main import connection_info
 
+    def leading() -> bool:
+        try:
+            return context.current().leading()
+        except RuntimeError:  # the operator's own start-up has not run
+            return False
+
     kube = Kube(connection_info(settings))
-    server = WebhookServer(config, kube)
+    server = WebhookServer(config, kube, leading=leading)
+    # Behind the Service, a replica takes conversion requests once it is ready.
+    health.set_not_ready(HEALTH_CHECK, "the conversion webhook is not serving yet")
     try:
         await server.start()
     except BaseException:
@@ -427,6 +606,7 @@ async def start_webhook(settings: kopf.OperatorSettings, **_: Any) -> None:
         await kube.close()
         raise
     server.start_rotation()
+    health.set_ready(HEALTH_CHECK)
     _server = server
 
 
@@ -435,5 +615,7 @@ async def stop_webhook(**_: Any) -> None:
     global _server
     server, _server = _server, None
     if server is not None:
+        health.set_not_ready(HEALTH_CHECK, "shutting down")
+        await server.drain(server.config.drain_seconds)
         await server.stop()
         await server.kube.close()
