@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from buildwright import kube, metrics
+from buildwright import kube, metrics, readiness
 from buildwright.core import leader as decide
 
 logger = logging.getLogger("buildwright.leader")
@@ -88,6 +88,10 @@ class Elector:
     ) -> None:
         self._kube = client
         self.config = config
+        self._permission = (
+            f"get and update leases.coordination.k8s.io {config.name} in namespace "
+            f"{config.namespace}"
+        )
         self._on_started = on_started
         self._on_stopped = on_stopped
         self._leading = False
@@ -144,8 +148,14 @@ class Elector:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # API away, 5xx, timeouts: try again
-                logger.warning("leader Lease %s: %s", self.config.name, error)
                 held = None
+                if isinstance(error, kube.ApiError) and error.status == 403:
+                    # Missing RBAC: said once; not ready (never leading) until it is granted.
+                    readiness.watch_failed(self._permission, error.message)
+                else:
+                    logger.warning("leader Lease %s: %s", self.config.name, error)
+            else:
+                readiness.watch_recovered(self._permission)
             if held:
                 self._last_renewal = _now()
                 self._set_leading(True)

@@ -60,7 +60,9 @@ class OperatorProcess:
     def log_path(self) -> Path:
         return self.log_dir / f"operator-{self.starts}.log"
 
-    def start(self) -> None:
+    def start(self, *, wait_ready: bool = True) -> None:
+        """Start the process; return once it is alive and (unless `wait_ready` is False, for
+        an operator expected not to be ready) ready."""
         self.starts += 1
         port = _free_port()
         self.metrics_port = _free_port()
@@ -89,6 +91,8 @@ class OperatorProcess:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                     pass
+                if not wait_ready:
+                    return True
                 with urllib.request.urlopen(self.metrics_url + "/readyz", timeout=1):
                     return True
             except OSError:

@@ -9,6 +9,8 @@ before, a missing list/watch on Secrets made it exit after about a minute.
 from __future__ import annotations
 
 import copy
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,9 +69,11 @@ def limited_operator(
     operator.stop()
     token = service_account_kubeconfig(kubeconfig, core_v1, tmp_path / "limited.kubeconfig",
                                        account="operator", namespace=name)  # fmt: skip
-    process = OperatorProcess(token, tmp_path)
+    # The Lease is not what this test withholds: without leader election the account needs
+    # no Role in a namespace of its own.
+    process = OperatorProcess(token, tmp_path, extra_env={"BUILDWRIGHT_LEADER_ELECTION": "off"})
     try:
-        process.start()
+        process.start(wait_ready=False)
         yield process, name
     finally:
         process.stop()
@@ -77,6 +81,14 @@ def limited_operator(
         rbac.delete_cluster_role(name)
         core_v1.delete_namespace(name)
         operator.start()
+
+
+def readyz(process: OperatorProcess) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(process.metrics_url + "/readyz", timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def log_lines(process: OperatorProcess, start: str) -> list[str]:
@@ -100,6 +112,8 @@ def test_refused_watches_mark_not_ready_and_recover_when_granted(
         wait_until(lambda p=permission: log_lines(process, f"cannot {p}: "), timeout=60,
                    description=f"the operator reports it cannot {permission}")  # fmt: skip
     assert process.process is not None and process.process.poll() is None
+    code, text = readyz(process)
+    assert code == 503 and "list secrets in all namespaces" in text, (code, text)
 
     # Granted: both watches start, and what depends on them works.
     client.RbacAuthorizationV1Api(api_client).replace_cluster_role(
@@ -110,6 +124,7 @@ def test_refused_watches_mark_not_ready_and_recover_when_granted(
         wait_until(lambda p=permission: log_lines(process, f"can {p} again"), timeout=90,
                    description=f"the operator reports it can {permission} again")  # fmt: skip
         assert len(log_lines(process, f"cannot {permission}: ")) == 1, "logged more than once"
+    wait_until(lambda: readyz(process)[0] == 200, timeout=30, description="/readyz ready")
     cluster.push_secret()
     cluster.create("builds", book_build("with-secret"))
     cluster.wait_build("with-secret", "True")
