@@ -165,11 +165,9 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     # Pod too (ServiceAccountNotFound, a missing strategy…), records it in status.buildSpec.
     snapshot = build_spec_snapshot(buildrun, build_spec)
 
-    if buildrun.spec.state == "BuildRunCanceled":
-        await fail(
-            ctx, buildrun, Failure(reasons.BUILDRUN_CANCELED, "the BuildRun is marked canceled."),
-            snapshot=snapshot,
-        )  # fmt: skip
+    if status.is_canceled(buildrun):
+        canceled = Failure(reasons.BUILDRUN_CANCELED, status.MSG_CANCELED_BEFORE_START)
+        await fail(ctx, buildrun, canceled, snapshot=snapshot)
         return
 
     strategy_kind = preflight.strategy_kind(build_spec.strategy.kind)
