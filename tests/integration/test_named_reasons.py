@@ -8,6 +8,7 @@ deadline well below what the old behaviour would have needed (never, or minutes)
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from kubernetes import client
@@ -297,3 +298,22 @@ def test_a_pod_larger_than_etcd_stores_ends_the_run(cluster: Cluster) -> None:
     cluster.wait_buildrun(name, "False", "PodCreationFailed", timeout=20)
     condition = cluster.condition(name)
     assert condition is not None and "too large" in condition["message"]
+
+
+def test_a_run_past_its_timeout_before_its_pod_ends_without_one(cluster: Cluster) -> None:
+    """The timeout counts from the BuildRun's creation also while there is no Pod (a used-up
+    quota, an operator that was down): past it, no Pod is created and the run times out."""
+    _registered(cluster)
+    cluster.operator.kill()
+    try:
+        created = time.time()
+        name = cluster.create("buildruns", buildrun(timeout="2s"))["metadata"]["name"]
+        wait_until(lambda: time.time() > created + 3, timeout=10, description="the timeout")
+    finally:
+        cluster.operator.start()
+    cluster.wait_buildrun(name, "False", "BuildRunTimeout", timeout=20)
+    condition = cluster.condition(name)
+    assert condition is not None
+    assert condition["message"] == f"BuildRun {name} failed to finish within 2s"
+    assert cluster.pods() == []
+    assert f"created Pod {name}-pod" not in cluster.operator.log_tail(500)

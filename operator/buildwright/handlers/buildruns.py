@@ -189,12 +189,25 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     # From here on the run knows what it would build: every outcome, a failure before the
     # Pod too (ServiceAccountNotFound, a missing strategy…), records it in status.buildSpec.
     snapshot = build_spec_snapshot(buildrun, build_spec)
+    # The timeout counts from the BuildRun's creation, also while no Pod can be created yet
+    # (a used-up quota, an API that keeps failing): past it, the run ends here.
+    try:
+        timeout = resolve.effective_timeout_seconds(build_spec, buildrun.spec)
+    except ValueError:
+        timeout = None  # malformed: rendering the Pod reports it
+    if lifecycle.timed_out(buildrun, common.now(), timeout):
+        update = lifecycle.timeout_status(buildrun, common.now(), timeout)
+        await write_status(ctx, buildrun, update, snapshot=snapshot)
+        return
+    deadline = lifecycle.timeout_deadline(buildrun, timeout)
+    if deadline is not None:
+        ctx.scheduler.at(
+            (namespace, name), "timeout", deadline, lambda: reconcile(ctx, namespace, name)
+        )
 
-    if buildrun.spec.state == "BuildRunCanceled":
-        await fail(
-            ctx, buildrun, Failure(reasons.BUILDRUN_CANCELED, "the BuildRun is marked canceled."),
-            snapshot=snapshot,
-        )  # fmt: skip
+    if status.is_canceled(buildrun):
+        canceled = Failure(reasons.BUILDRUN_CANCELED, status.MSG_CANCELED_BEFORE_START)
+        await fail(ctx, buildrun, canceled, snapshot=snapshot)
         return
 
     strategy_kind = preflight.strategy_kind(build_spec.strategy.kind)

@@ -188,11 +188,7 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
 
     await enforce_limits(ctx, namespace, name)  # limits apply at once to existing runs
 
-    status = {
-        "registered": "True" if outcome.registered else "False",
-        "reason": outcome.reason,
-        "message": outcome.message,
-    }
+    status = outcome.to_status()
     current_status = body.get("status") or {}
     if all(current_status.get(k) == v for k, v in status.items()):
         return
