@@ -724,7 +724,7 @@ def load_previous(path: Path) -> dict[str, Any] | None:
 
 
 def render(data: dict[str, Any], previous: dict[str, Any] | None) -> str:
-    out = ["# Benchmark results (issue 9)", ""]
+    out = ["# Benchmark results", ""]
     out.append(f"Run at {data['when']} with:")
     out += ["", "```", data["command"], "```", "", "| machine | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in data["machine"].items()]
