@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from buildwright.core.durations import parse_duration_nanos
+from buildwright.core.status import parse_time
 
 DEFAULT_LEASE_DURATION = timedelta(seconds=15)
 DEFAULT_RENEW_DEADLINE = timedelta(seconds=10)
@@ -124,12 +125,7 @@ def micro_time(moment: datetime) -> str:
 
 
 def _micro_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
+    return parse_time(value) if isinstance(value, str) else None
 
 
 def lease_valid(record: LeaseRecord, observed_at: datetime, now: datetime) -> bool:

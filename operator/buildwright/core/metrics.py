@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from buildwright.core.status import parse_time
+
 BUILDS_REGISTERED = "build_builds_registered_total"
 BUILDRUNS_COMPLETED = "build_buildruns_completed_total"
 ESTABLISH_DURATION = "build_buildrun_establish_duration_seconds"
@@ -190,12 +192,7 @@ def _created(obj: Mapping[str, Any]) -> datetime | None:
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
+    return parse_time(value) if isinstance(value, str) else None
 
 
 def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
