@@ -1064,3 +1064,31 @@ def test_a_step_that_reported_its_cause_or_ran_out_of_memory_needs_no_log_tail()
     assert log_tail_wanted(buildrun(), status_from_pod(buildrun(), oom, NOW)) is None
     in_progress = ordered_pod({name: running(5) for name in ORDERED})
     assert log_tail_wanted(buildrun(), status_from_pod(buildrun(), in_progress, NOW)) is None
+
+
+def test_a_skipped_steps_end_reported_first_does_not_make_it_the_failed_step() -> None:
+    """The entrypoint of the next step sees the failure's post file before the failed step's
+    own process has ended: the skipped step's end can reach the Pod status first."""
+    states = {
+        "step-source-default": terminated(0, 5, 10, message=entrypoint_message()),
+        "step-build-and-push": running(10),
+        "step-image-processing": SKIPPED,
+        "step-results": SKIPPED,
+    }
+    early = status_from_pod(buildrun(), ordered_pod(states), NOW)
+    assert outcome(early)[:2] == ("Unknown", "Running")
+    states["step-build-and-push"] = terminated(1, 10, 30, message=entrypoint_message(
+        ("shp-error-reason", "DockerfileNotFound"), ("shp-error-message", "no Dockerfile")))
+    later = status_from_pod(buildrun(), ordered_pod(states), NOW)
+    assert outcome(later)[:2] == ("False", "Failed")
+    assert later.failure_details is not None and later.failure_details.location is not None
+    assert later.failure_details.location.container == "step-build-and-push"
+    assert later.failure_details.reason == "DockerfileNotFound"
+
+
+def test_a_failed_pod_with_only_skipped_steps_still_names_one() -> None:
+    states = {name: SKIPPED for name in ORDERED}
+    update = status_from_pod(buildrun(), ordered_pod(states, phase="Failed"), NOW)
+    assert outcome(update)[:2] == ("False", "Failed")
+    assert update.failure_details is not None and update.failure_details.location is not None
+    assert update.failure_details.location.container == "step-source-default"

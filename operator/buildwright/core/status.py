@@ -234,6 +234,22 @@ class _Step:
         message = terminated.get("message")
         return message if isinstance(message, str) else ""
 
+    @property
+    def skipped(self) -> bool:
+        """The entrypoint skipped this step (a step before it failed): it never ran its
+        command, so it is never the failed step, even when its end is reported first."""
+        if not self.failed or "Skipped" not in self.termination_message:
+            return False
+        try:
+            entries = json.loads(self.termination_message)
+        except (ValueError, RecursionError):
+            return False
+        return isinstance(entries, list) and any(
+            isinstance(entry, dict)
+            and (entry.get("key"), entry.get("value")) == ("Reason", "Skipped")
+            for entry in entries
+        )
+
 
 def _ordered(specs: list[Any], statuses: list[Any]) -> Iterator[_Step]:
     """Statuses in spec order; statuses of containers the spec does not name come last."""
@@ -473,7 +489,11 @@ def _decide(
     status = pod.get("status") or {}
     phase = status.get("phase")
 
-    failed_step = next((step for step in steps if step.failed), None)
+    # The failed step is the first that failed by itself; a skipped step's end can be reported
+    # before the end of the step that made it skip (their processes end in either order).
+    failed_step = next((step for step in steps if step.failed and not step.skipped), None)
+    if failed_step is None and phase == "Failed":
+        failed_step = next((step for step in steps if step.failed), None)
     succeeded = phase == "Succeeded" or (
         bool(steps) and all(step.exit_code == 0 for step in steps)
     )
