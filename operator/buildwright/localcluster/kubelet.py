@@ -39,6 +39,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from buildwright.core.pod import SequencedStep, sequenced_step
+from buildwright.localcluster.kubeletapi import KubeletServer, KubeletTLS
 
 log = logging.getLogger(__name__)
 
@@ -897,6 +898,7 @@ class KubeletStandIn:
         executor: Executor | None = None,
         labels: Mapping[str, str] | None = None,
         capacity: Mapping[str, str] | None = None,
+        tls: KubeletTLS | None = None,
     ) -> None:
         configuration = k8s_client.Configuration()
         k8s_config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -926,6 +928,12 @@ class KubeletStandIn:
         self._ip_counter = itertools.count(2)
         self._synced = threading.Event()
         self._failure: BaseException | None = None
+        # With TLS material and an executor that keeps logs, the kubelet API is served too.
+        self.server: KubeletServer | None = None
+        if tls is not None:
+            if not hasattr(self.executor, "container_log"):
+                raise TypeError("the kubelet API needs an executor that keeps container logs")
+            self.server = KubeletServer(tls, self.executor)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------- public API
 
@@ -942,7 +950,9 @@ class KubeletStandIn:
         self.stop()
 
     def start(self, timeout: float = 30.0) -> None:
-        """Register the Node, then watch Pods in a background thread."""
+        """Serve the kubelet API (if any), register the Node, then watch Pods in a thread."""
+        if self.server is not None:
+            self.server.start()
         self._register_node()
         self._watch_thread = threading.Thread(
             target=self._watch_loop, name="kubelet-watch", daemon=True
@@ -968,6 +978,8 @@ class KubeletStandIn:
             d.wake.set()
         for d in drivers:
             d.thread.join(timeout=15)
+        if self.server is not None:
+            self.server.stop()
         close = getattr(self.executor, "close", None)
         if callable(close):
             close()
@@ -1055,7 +1067,7 @@ class KubeletStandIn:
                 "lastTransitionTime": now,
             }
         )
-        status = {
+        status: dict[str, Any] = {
             "capacity": self.capacity,
             "allocatable": self.capacity,
             "conditions": conditions,
@@ -1076,6 +1088,8 @@ class KubeletStandIn:
                 "architecture": _arch(),
             },
         }
+        if self.server is not None:
+            status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": self.server.port}}
         node = {
             "apiVersion": "v1",
             "kind": "Node",

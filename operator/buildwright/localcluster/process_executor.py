@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +148,102 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+# --------------------------------------------------------------------------- logs
+
+TIME_RECORD = 21  # "%020d\n": the unix nanoseconds at which one log line started
+
+
+class _LogWriter:
+    """Copies a container's stdout and stderr (one pipe) into its log file, and the time at
+    which each line started into a side file of fixed-width records, line i at record i.
+
+    The times are written before the bytes, so a reader never sees a line without its time.
+    Readers wait on `changed` for more output.
+    """
+
+    def __init__(self, fd: int, log_path: Path, times_path: Path) -> None:
+        self._fd = fd
+        self.log_path = log_path
+        self.times_path = times_path
+        self.changed = threading.Condition()
+        self.size = log_path.stat().st_size if log_path.exists() else 0
+        self.done = False
+        self._thread = threading.Thread(target=self._copy, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        at_line_start = self.size == 0 or self._ends_with_newline()
+        try:
+            with self.log_path.open("ab") as out, self.times_path.open("ab") as times:
+                while True:
+                    try:
+                        chunk = os.read(self._fd, 65536)
+                    except OSError:
+                        chunk = b""
+                    if not chunk:
+                        break
+                    now = time.time_ns()
+                    starts = chunk.count(b"\n", 0, len(chunk) - 1) + (1 if at_line_start else 0)
+                    at_line_start = chunk.endswith(b"\n")
+                    if starts:
+                        times.write(b"%020d\n" % now * starts)
+                        times.flush()
+                    out.write(chunk)
+                    out.flush()
+                    with self.changed:
+                        self.size += len(chunk)
+                        self.changed.notify_all()
+        finally:
+            os.close(self._fd)
+            with self.changed:
+                self.done = True
+                self.changed.notify_all()
+
+    def _ends_with_newline(self) -> bool:
+        with self.log_path.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+class ContainerLogFile:
+    """One container's log as the kubelet API reads it (see kubeletapi.ContainerLog)."""
+
+    def __init__(self, log_path: Path, times_path: Path, writer: _LogWriter | None) -> None:
+        self.log_path = log_path
+        self.times_path = times_path
+        self._writer = writer
+
+    def read(self, offset: int, index: int) -> tuple[bytes, list[int]]:
+        # Times first: every line in the bytes read after them has its record.
+        try:
+            with self.times_path.open("rb") as fh:
+                fh.seek(index * TIME_RECORD)
+                records = fh.read()
+        except OSError:
+            records = b""
+        times = [int(records[i : i + 20]) for i in range(0, len(records) - 20, TIME_RECORD)]
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except OSError:
+            data = b""
+        return data, times
+
+    def finished(self) -> bool:
+        return self._writer is None or self._writer.done
+
+    def wait(self, offset: int, timeout: float) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        with writer.changed:
+            writer.changed.wait_for(lambda: writer.done or writer.size > offset, timeout)
+
+
 # --------------------------------------------------------------------------- running containers
 
 
@@ -160,8 +257,10 @@ class ProcessRun:
         termination_path: Path,
         notify: Callable[[], None],
         on_exit: Callable[[], None],
+        writer: _LogWriter | None = None,
     ) -> None:
         self._process = process
+        self._writer = writer
         self._log_path = log_path
         self._termination_path = termination_path
         self._notify = notify
@@ -178,6 +277,12 @@ class ProcessRun:
         from buildwright.localcluster.kubelet import Outcome
 
         returncode = self._process.wait()
+        # Like a runtime when a container's main process ends: what it left behind goes too,
+        # and with it the last holder of the log pipe.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        if self._writer is not None:
+            self._writer.join(timeout=10)
         try:
             with self._termination_path.open("rb") as fh:
                 message = fh.read(MAX_TERMINATION_MESSAGE).decode(errors="replace")
@@ -261,6 +366,8 @@ class ProcessExecutor:
         self._prepared: dict[str, threading.Lock] = {}
         self._active: dict[str, int] = {}
         self._names: dict[tuple[str, str], str] = {}
+        self._containers: dict[str, set[str]] = {}
+        self._writers: dict[tuple[str, str], _LogWriter] = {}
         self._closed = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -280,6 +387,27 @@ class ProcessExecutor:
     def logs(self, namespace: str, pod_name: str, container: str) -> str:
         """What `kubectl logs -c container` would show: stdout and stderr interleaved."""
         return self.log_path(namespace, pod_name, container).read_text(errors="replace")
+
+    def container_log(self, namespace: str, pod_name: str, container: str) -> ContainerLogFile:
+        """The kubelet API's view of a container's log (kubeletapi.LogBackend)."""
+        from buildwright.localcluster.kubeletapi import BadRequest, NotFound
+
+        with self._lock:
+            uid = self._names.get((namespace, pod_name))
+            names = self._containers.get(uid or "", set())
+            writer = self._writers.get((uid or "", container))
+        if uid is None:
+            raise NotFound(f'pod "{pod_name}" does not exist')
+        if container not in names:
+            raise NotFound(f"container {container} not found in pod {pod_name}")
+        logs = self.pod_dir(uid) / "logs"
+        log_path, times_path = logs / f"{container}.log", logs / f"{container}.times"
+        if writer is None and not log_path.exists():
+            raise BadRequest(
+                f'container "{container}" in pod "{pod_name}" is waiting to start: '
+                "ContainerCreating"
+            )
+        return ContainerLogFile(log_path, times_path, writer)
 
     def start_sweeper(self) -> None:
         self._sweeper = threading.Thread(target=self._sweep_loop, name="agent-sweep", daemon=True)
@@ -305,6 +433,9 @@ class ProcessExecutor:
                 self._prepared.pop(uid, None)
                 for key in [k for k, v in self._names.items() if v == uid]:
                     del self._names[key]
+                self._containers.pop(uid, None)
+                for wkey in [k for k in self._writers if k[0] == uid]:
+                    del self._writers[wkey]
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(uid)
         return removed
@@ -323,6 +454,11 @@ class ProcessExecutor:
         uid = str(meta["uid"])
         with self._lock:
             self._names[(str(meta["namespace"]), str(meta["name"]))] = uid
+            spec = pod.get("spec", {})
+            self._containers[uid] = {
+                str(c["name"])
+                for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+            }
             prepared = self._prepared.setdefault(uid, threading.Lock())
             self._active[uid] = self._active.get(uid, 0) + 1
         try:
@@ -582,20 +718,30 @@ class ProcessExecutor:
         with os.fdopen(fd, "w") as fh:
             json.dump(spec, fh)
         log_path = pod_dir / "logs" / f"{name}.log"
-        with log_path.open("ab") as log_file:
+        read_end, write_end = os.pipe()
+        try:
             process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(spec_path)],
                 stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
+                stdout=write_end,
+                stderr=write_end,
                 start_new_session=True,
                 close_fds=True,
                 cwd=pod_dir,
                 env={"PATH": BASE_PATH},
             )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        writer = _LogWriter(read_end, log_path, pod_dir / "logs" / f"{name}.times")
+        with self._lock:
+            self._writers[(uid, name)] = writer
         return ProcessRun(
-            process, log_path, pod_dir / "termination" / name, notify, lambda: self._release(uid)
-        )
+            process, log_path, pod_dir / "termination" / name, notify,
+            lambda: self._release(uid), writer,
+        )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the launcher
