@@ -7,18 +7,33 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import re
+import ssl
 import subprocess
 import threading
 import time
-from pathlib import Path
+import urllib.error
+import urllib.request
 
+import pytest
 from kubernetes import client
 from tests.gitserver import GitDaemon
+from tests.integration.operator_process import OperatorProcess
 from tests.registry import LocalRegistry
 
 from buildwright.localcluster.controlplane import ControlPlane
+from buildwright.localcluster.kubelet import KubeletStandIn
+from buildwright.localcluster.process_executor import ProcessExecutor
 from buildwright.localcluster.wait import wait_until
-from e2e.local.test_real_builds import GROUP, VERSION, Env, env, succeeded  # noqa: F401
+from e2e.local.test_real_builds import GROUP, VERSION, Env, succeeded
+
+
+@pytest.fixture
+def env(
+    namespace: str, api_client: client.ApiClient, operator: OperatorProcess,
+    executor: ProcessExecutor, node_agent: KubeletStandIn,
+) -> Env:  # fmt: skip
+    return Env(namespace, api_client, operator, executor)
+
 
 STAMP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z"
 
@@ -126,15 +141,10 @@ def succeeded_or_none(run: dict[str, object]) -> bool:
                for c in status.get("conditions") or [])  # fmt: skip
 
 
-def test_the_kubelet_api_accepts_only_the_apiserver(control_plane: ControlPlane,
-                                                    node_agent: object, tmp_path: Path) -> None:  # fmt: skip
-    import ssl
-    import urllib.error
-    import urllib.request
-
-    from buildwright.localcluster.kubelet import KubeletStandIn
-
-    assert isinstance(node_agent, KubeletStandIn) and node_agent.server is not None
+def test_the_kubelet_api_accepts_only_the_apiserver(
+    control_plane: ControlPlane, node_agent: KubeletStandIn
+) -> None:
+    assert node_agent.server is not None
     url = f"https://127.0.0.1:{node_agent.server.port}/healthz"
     ctx = ssl.create_default_context(cafile=str(control_plane.ca_cert_path))
     # The cluster admin's certificate is signed by the same CA, but is not the apiserver.
@@ -157,3 +167,66 @@ def test_the_kubelet_api_accepts_only_the_apiserver(control_plane: ControlPlane,
                   "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port} "
                   "{.status.addresses[?(@.type=='InternalIP')].address}")  # fmt: skip
     assert out.stdout == f"{node_agent.server.port} 127.0.0.1", out.stderr
+
+
+def test_kubectl_exec_runs_in_the_running_step_with_stdin_and_exit_codes(
+    env: Env, control_plane: ControlPlane, git_daemon: GitDaemon, registry: LocalRegistry
+) -> None:
+    """kubectl 1.32 opens a WebSocket to the apiserver, which speaks SPDY/3.1 to the node."""
+    env.create("buildstrategies", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildStrategy",
+        "metadata": {"name": "holder"},
+        "spec": {"steps": [{"name": "hold", "image": "busybox",
+                            "workingDir": "/workspace/source",
+                            "env": [{"name": "GREETING", "value": "hello from the step"}],
+                            "command": ["/bin/sh", "-c",
+                                        "while [ ! -e /workspace/source/.go ]; do sleep 0.05; done"]}]},
+    })  # fmt: skip
+    env.create("builds", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Build", "metadata": {"name": "hold"},
+        "spec": {
+            "source": {"type": "Git", "git": {"url": git_daemon.url("app")}},
+            "strategy": {"name": "holder", "kind": "BuildStrategy"},
+            "output": {"image": f"{registry.host}/x/hold:latest", "insecure": True},
+        },
+    })  # fmt: skip
+    name = env.create("buildruns", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildRun",
+        "metadata": {"generateName": "hold-"}, "spec": {"build": {"name": "hold"}},
+    })["metadata"]["name"]  # fmt: skip
+    pod = f"{name}-pod"
+    base = ["-n", env.namespace, "exec", pod, "-c", "step-hold", "--"]
+
+    def hold_started() -> bool:
+        # The step's command runs once the source step is done: its source is then cloned.
+        out = kubectl(control_plane, *base, "cat", "/workspace/source/hello.txt")
+        return out.returncode == 0
+
+    wait_until(hold_started, timeout=60, interval=0.5, description="step-hold to run")
+    # The step's env, workingDir and mounts (its private /workspace/source).
+    out = kubectl(control_plane, *base, "/bin/sh", "-c", 'echo "$GREETING in $(pwd)"; ls')
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "hello from the step in /workspace/source"
+    assert "hello.txt" in out.stdout.split()
+    # stdin, stdout and stderr, and the exit code.
+    started = time.monotonic()
+    piped = subprocess.run(
+        ["kubectl", "--kubeconfig", str(control_plane.kubeconfig_path), *base[:-1], "-i", "--",
+         "/bin/sh", "-c", "tr a-z A-Z; echo to-stderr >&2; exit 3"],
+        input="shout this\n", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert (piped.returncode, piped.stdout) == (3, "SHOUT THIS\n"), piped.stderr
+    assert "to-stderr" in piped.stderr
+    print(f"kubectl exec -i round trip: {elapsed:.2f}s")
+    missing = kubectl(control_plane, *base, "no-such-command")
+    assert missing.returncode != 0
+    # Only running containers: the finished source step refuses.
+    done = kubectl(control_plane, "-n", env.namespace, "exec", pod, "-c", "step-source-default",
+                   "--", "true")  # fmt: skip
+    assert done.returncode != 0 and "not running" in done.stderr, done.stderr
+    (env.executor.pod_dir(_uid(env, pod)) / "volumes" / "shp-source" / ".go").touch()
+
+
+def _uid(env: Env, pod: str) -> str:
+    return str(env.core.read_namespaced_pod(pod, env.namespace).metadata.uid)

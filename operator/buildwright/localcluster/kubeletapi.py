@@ -21,10 +21,13 @@ The log lines and their times come from a `LogBackend` (the process executor).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
+import socket
 import ssl
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -33,7 +36,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
+
+from buildwright.localcluster import spdy
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +338,7 @@ class KubeletServer:
         self._httpd = _Server(("127.0.0.1", port), _Handler, bind_and_activate=True)
         self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.backend = backend
-        self._httpd.extra_routes = dict(routes or {})
+        self._httpd.extra_routes = dict(STREAM_ROUTES if routes is None else routes)
         self._thread: threading.Thread | None = None
 
     @property
@@ -352,3 +357,173 @@ class KubeletServer:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- exec and attach
+
+
+class ExecBackend(Protocol):
+    def exec_in(
+        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool
+    ) -> subprocess.Popen[bytes]:
+        """`command` started in the running container (NotFound or BadRequest otherwise)."""
+        ...
+
+
+STREAM_CREATION_TIMEOUT = 30.0
+
+
+def _pump_in(stream: spdy.Stream, sink: IO[bytes] | None) -> None:
+    while (data := stream.read()) is not None:
+        if sink is not None:
+            with contextlib.suppress(OSError):
+                sink.write(data)
+                sink.flush()
+    if sink is not None:
+        with contextlib.suppress(OSError):
+            sink.close()
+
+
+def _pump_out(source: IO[bytes], stream: spdy.Stream | None) -> None:
+    while data := source.read1(65536) if hasattr(source, "read1") else source.read(65536):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.write(data)
+    if stream is not None:
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def serve_stream(handler: _Handler, parts: list[str], query: str, *, attach: bool) -> None:
+    """Upgrade to SPDY/3.1 and run exec (or attach) over the v4.channel.k8s.io streams."""
+    if len(parts) != 3:
+        handler._error(HTTPStatus.NOT_FOUND, "404 page not found")
+        return
+    namespace, pod, container = parts
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    flag = {
+        k: (params.get(k) or ["0"])[-1] in ("1", "true")
+        for k in ("input", "output", "error", "tty")
+    }
+    command = params.get("command") or []
+    offered = [
+        p.strip() for h in handler.headers.get_all("X-Stream-Protocol-Version") or []
+        for p in h.split(",")
+    ]  # fmt: skip
+    if "spdy/3.1" not in (handler.headers.get("Upgrade") or "").lower():
+        handler._error(HTTPStatus.BAD_REQUEST, "Upgrade request required")
+        return
+    if spdy.STREAM_PROTOCOL_V4 not in offered:
+        handler._error(HTTPStatus.FORBIDDEN, f"unable to upgrade: unable to negotiate protocol: "
+                                             f"client supports {offered}, server supports "
+                                             f"[{spdy.STREAM_PROTOCOL_V4}]")  # fmt: skip
+        return
+    backend = handler.server.backend
+    process: subprocess.Popen[bytes] | None = None
+    source: ContainerLog | None = None
+    try:
+        if attach:
+            source = backend.container_log(namespace, pod, container)
+            if source.finished():
+                raise BadRequest(f"container {container} is not running")
+        else:
+            if not command:
+                raise BadRequest("you must specify at least 1 command")
+            exec_backend: ExecBackend = backend  # type: ignore[assignment]
+            process = exec_backend.exec_in(namespace, pod, container, command, flag["input"])
+    except NotFound as exc:
+        handler._error(HTTPStatus.NOT_FOUND, str(exc))
+        return
+    except BadRequest as exc:
+        handler._error(HTTPStatus.BAD_REQUEST, str(exc))
+        return
+    handler.send_response(HTTPStatus.SWITCHING_PROTOCOLS)
+    handler.send_header("Connection", "Upgrade")
+    handler.send_header("Upgrade", "SPDY/3.1")
+    handler.send_header("X-Stream-Protocol-Version", spdy.STREAM_PROTOCOL_V4)
+    handler.end_headers()
+    handler.wfile.flush()
+    handler.close_connection = True
+
+    streams: dict[str, spdy.Stream] = {}
+    arrived = threading.Condition()
+    expected = {"error"} | {name for name, wanted in (
+        ("stdin", flag["input"]), ("stdout", flag["output"]),
+        ("stderr", flag["error"] and not flag["tty"]), ("resize", flag["tty"]),
+    ) if wanted}  # fmt: skip
+
+    def on_stream(stream: spdy.Stream) -> None:
+        conn.reply(stream)
+        with arrived:
+            streams[stream.type] = stream
+            arrived.notify_all()
+
+    sock = handler.connection
+    conn = spdy.Connection(handler.rfile, sock.sendall, on_stream)  # type: ignore[arg-type]
+    conn.start()
+    try:
+        with arrived:
+            ok = arrived.wait_for(lambda: expected <= streams.keys() or conn.closed.is_set(),
+                                  STREAM_CREATION_TIMEOUT)  # fmt: skip
+        if not ok or conn.closed.is_set():
+            if process is not None:
+                process.kill()
+            return
+        error = streams["error"]
+        if process is not None:
+            pumps = [threading.Thread(target=_pump_in, args=(streams["stdin"], process.stdin),
+                                      daemon=True)] if flag["input"] else []  # fmt: skip
+            assert process.stdout is not None and process.stderr is not None
+            pumps += [
+                threading.Thread(target=_pump_out, args=(process.stdout, streams.get("stdout")),
+                                 daemon=True),
+                threading.Thread(target=_pump_out, args=(process.stderr, streams.get("stderr")),
+                                 daemon=True),
+            ]  # fmt: skip
+            for p in pumps:
+                p.start()
+            code = process.wait()
+            for p in pumps[-2:]:
+                p.join()
+            error.write(spdy.exit_status(128 - code if code < 0 else code, command))
+        elif source is not None:
+            out = streams.get("stdout")
+            if out is not None:
+                end, _ = source.read(0, 0)
+                follow = LogOptions(follow=True)
+                stream_log(_From(source, len(end)), follow, out.write,
+                           stopped=conn.closed.is_set)  # fmt: skip
+                out.close()
+            error.write(spdy.exit_status(0, []))
+        error.close()
+        conn.goaway()
+    except OSError:
+        if process is not None:
+            process.kill()
+    finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class _From:
+    """A container log seen from byte `start` on (attach shows what is written from now)."""
+
+    def __init__(self, log: ContainerLog, start: int) -> None:
+        self._log = log
+        self._start = start
+
+    def read(self, offset: int, index: int) -> tuple[bytes, list[int]]:
+        data, _ = self._log.read(self._start + offset, 0)
+        return data, []
+
+    def finished(self) -> bool:
+        return self._log.finished()
+
+    def wait(self, offset: int, timeout: float) -> None:
+        self._log.wait(self._start + offset, timeout)
+
+
+STREAM_ROUTES: dict[str, RouteHandler] = {
+    "exec": lambda h, parts, query: serve_stream(h, parts, query, attach=False),
+    "attach": lambda h, parts, query: serve_stream(h, parts, query, attach=True),
+}

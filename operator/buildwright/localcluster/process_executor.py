@@ -368,6 +368,8 @@ class ProcessExecutor:
         self._names: dict[tuple[str, str], str] = {}
         self._containers: dict[str, set[str]] = {}
         self._writers: dict[tuple[str, str], _LogWriter] = {}
+        # What `kubectl exec` needs of a running container: its process, env and workingDir.
+        self._running: dict[tuple[str, str], tuple[ProcessRun, dict[str, str], str]] = {}
         self._closed = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -408,6 +410,37 @@ class ProcessExecutor:
                 "ContainerCreating"
             )
         return ContainerLogFile(log_path, times_path, writer)
+
+    def exec_in(
+        self, namespace: str, pod_name: str, container: str, command: list[str], stdin: bool
+    ) -> subprocess.Popen[bytes]:
+        """Start `command` inside a running container: in its mount namespace, with its env
+        and workingDir (kubeletapi.ExecBackend). Only containers this agent runs qualify."""
+        from buildwright.localcluster.kubeletapi import BadRequest, NotFound
+
+        with self._lock:
+            uid = self._names.get((namespace, pod_name))
+            names = self._containers.get(uid or "", set())
+            running = self._running.get((uid or "", container))
+        if uid is None:
+            raise NotFound(f'pod "{pod_name}" does not exist')
+        if container not in names:
+            raise NotFound(f"container {container} not found in pod {pod_name}")
+        if running is None or running[0].result() is not None:
+            raise BadRequest(f"container {container} is not running")
+        run, env, cwd = running
+        spec_path = self.pod_dir(uid) / "run" / f".exec-{os.urandom(6).hex()}.json"
+        fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"pid": run.pid, "argv": command, "env": env, "cwd": cwd}, fh)
+        return subprocess.Popen(
+            [sys.executable, "-m", __name__, "--exec", str(spec_path)],
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+            env={"PATH": BASE_PATH},
+        )
 
     def start_sweeper(self) -> None:
         self._sweeper = threading.Thread(target=self._sweep_loop, name="agent-sweep", daemon=True)
@@ -736,12 +769,18 @@ class ProcessExecutor:
         finally:
             os.close(write_end)
         writer = _LogWriter(read_end, log_path, pod_dir / "logs" / f"{name}.times")
+
+        def exited() -> None:
+            with self._lock:
+                self._running.pop((uid, name), None)
+            self._release(uid)
+
+        run = ProcessRun(process, log_path, pod_dir / "termination" / name, notify, exited, writer)
         with self._lock:
             self._writers[(uid, name)] = writer
-        return ProcessRun(
-            process, log_path, pod_dir / "termination" / name, notify,
-            lambda: self._release(uid), writer,
-        )  # fmt: skip
+            if run.result() is None:
+                self._running[(uid, name)] = (run, dict(spec["env"]), str(spec["cwd"]))
+        return run
 
 
 # --------------------------------------------------------------------------- the launcher
@@ -804,5 +843,32 @@ def launch(spec_path: str) -> None:
         sys.exit(127 if isinstance(exc, FileNotFoundError) else 126)
 
 
+def enter(spec_path: str) -> None:
+    """`kubectl exec`: join a running container's mount namespace, then exec the command with
+    the container's env in its workingDir."""
+    with open(spec_path) as fh:
+        spec = json.load(fh)
+    os.unlink(spec_path)
+    libc = ctypes.CDLL(None, use_errno=True)
+    ns = os.open(f"/proc/{int(spec['pid'])}/ns/mnt", os.O_RDONLY)
+    if libc.setns(ns, _CLONE_NEWNS) != 0:
+        err = ctypes.get_errno()
+        print(f"setns: {os.strerror(err)}", file=sys.stderr)
+        sys.exit(126)
+    os.close(ns)
+    with contextlib.suppress(OSError):
+        os.chdir(spec["cwd"])
+    argv: list[str] = spec["argv"]
+    try:
+        os.execvpe(argv[0], argv, spec["env"])
+    except OSError as exc:
+        # What a runtime reports for a command it cannot start in the container.
+        print(f'exec: "{argv[0]}": {exc.strerror}', file=sys.stderr)
+        sys.exit(127 if isinstance(exc, FileNotFoundError) else 126)
+
+
 if __name__ == "__main__":
-    launch(sys.argv[1])
+    if sys.argv[1] == "--exec":
+        enter(sys.argv[2])
+    else:
+        launch(sys.argv[1])
