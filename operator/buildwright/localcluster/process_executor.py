@@ -362,6 +362,13 @@ class ProcessExecutor:
             Path(entrypoint_binary).resolve() if entrypoint_binary is not None else None
         )
         self.sweep_interval = sweep_interval
+        # The step image's command shims (its /usr/local/bin/waiter): `shp build upload` runs a
+        # bare `waiter done` in step-source-local.
+        self.shim_bin = self.state_dir / "bin"
+        self.shim_bin.mkdir(exist_ok=True)
+        waiter = self.shim_bin / "waiter"
+        waiter.write_text(f'#!/bin/sh\nexec "{self.venv_bin / STEP_PROGRAM}" waiter "$@"\n')
+        waiter.chmod(0o755)
         self._lock = threading.Lock()
         self._prepared: dict[str, threading.Lock] = {}
         self._active: dict[str, int] = {}
@@ -647,7 +654,7 @@ class ProcessExecutor:
     def _env(self, pod: Pod, container: Container) -> dict[str, str]:
         namespace = str(pod["metadata"]["namespace"])
         env: dict[str, str] = {
-            "PATH": f"{self.venv_bin}:{BASE_PATH}",
+            "PATH": f"{self.venv_bin}:{self.shim_bin}:{BASE_PATH}",
             "HOSTNAME": str(pod["metadata"]["name"]),
         }
         for source in container.get("envFrom") or []:
