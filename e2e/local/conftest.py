@@ -199,7 +199,10 @@ def executor(
 @pytest.fixture(scope="session")
 def node_agent(control_plane: ControlPlane, executor: ProcessExecutor) -> Iterator[KubeletStandIn]:
     with KubeletStandIn(
-        control_plane.kubeconfig_path, executor=executor, tls=control_plane.kubelet_tls
+        control_plane.kubeconfig_path,
+        executor=executor,
+        tls=control_plane.kubelet_tls,
+        events=True,
     ) as kubelet:
         yield kubelet
 

@@ -118,6 +118,10 @@ def test_kubectl_logs_follows_a_running_step_and_reads_a_finished_one(
         return kubectl(control_plane, "-n", env.namespace, "logs", pod, "-c", "step-talk", *args)
 
     assert logs().stdout == "first\nsecond\n"
+    # kubectl describe tells the Pod's story from its Events.
+    described = kubectl(control_plane, "-n", env.namespace, "describe", "pod", pod).stdout
+    assert f"Successfully assigned {env.namespace}/{pod} to buildwright-node" in described
+    assert "Started container step-talk" in described and "Created container: prepare" in described
     assert logs("--tail=1").stdout == "second\n"
     assert logs("--limit-bytes=3").stdout == "fir"
     stamped = logs("--timestamps").stdout.splitlines()
@@ -180,7 +184,7 @@ def test_kubectl_exec_runs_in_the_running_step_with_stdin_and_exit_codes(
                             "workingDir": "/workspace/source",
                             "env": [{"name": "GREETING", "value": "hello from the step"}],
                             "command": ["/bin/sh", "-c",
-                                        "while [ ! -e /workspace/source/.go ]; do sleep 0.05; done"]}]},
+                                        "while [ ! -e /workspace/source/.go ]; do echo tick; sleep 0.1; done"]}]},
     })  # fmt: skip
     env.create("builds", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Build", "metadata": {"name": "hold"},
@@ -225,7 +229,33 @@ def test_kubectl_exec_runs_in_the_running_step_with_stdin_and_exit_codes(
     done = kubectl(control_plane, "-n", env.namespace, "exec", pod, "-c", "step-source-default",
                    "--", "true")  # fmt: skip
     assert done.returncode != 0 and "not running" in done.stderr, done.stderr
-    (env.executor.pod_dir(_uid(env, pod)) / "volumes" / "shp-source" / ".go").touch()
+    # kubectl attach shows what the step writes from now on, until it ends.
+    attach = subprocess.Popen(
+        ["kubectl", "--kubeconfig", str(control_plane.kubeconfig_path), "-n", env.namespace,
+         "attach", pod, "-c", "step-hold"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    attached: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_lines, args=(attach, attached), daemon=True).start()
+    try:
+        assert attached.get(timeout=30) == "tick\n"
+        # Deleting the Pod stops its running containers, and the node says so in Events.
+        uid = _uid(env, pod)
+        env.core.delete_namespaced_pod(pod, env.namespace)
+        assert attach.wait(timeout=30) == 0, attach.stderr.read() if attach.stderr else ""
+    finally:
+        attach.kill()
+        attach.wait()
+
+    def killing() -> list[str]:
+        events = env.core.list_namespaced_event(
+            env.namespace, field_selector=f"involvedObject.uid={uid}"
+        ).items
+        return [e.involved_object.field_path for e in events if e.reason == "Killing"]
+
+    assert "spec.containers{step-hold}" in wait_until(
+        killing, timeout=30, description="a Killing event for step-hold"
+    )
 
 
 def _uid(env: Env, pod: str) -> str:

@@ -48,7 +48,7 @@ def node_agent(
         api_client, state_dir=state_dir, venv_bin=venv_bin, entrypoint_binary=entrypoint_binary
     )
     executor.start_sweeper()
-    return KubeletStandIn(kubeconfig, node_name=node_name, executor=executor, tls=tls)
+    return KubeletStandIn(kubeconfig, node_name=node_name, executor=executor, tls=tls, events=True)
 
 
 def local_cluster_tls(kubeconfig: Path) -> KubeletTLS | None:
