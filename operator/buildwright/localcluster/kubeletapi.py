@@ -15,8 +15,12 @@ Endpoints:
   (RFC 3339), `timestamps` (each line prefixed with its time, RFC 3339 with nanoseconds, UTC),
   `limitBytes` and `previous` (containers never restart here, so it is always the kubelet's
   "previous terminated container … not found").
+- `POST /exec/{namespace}/{pod}/{container}?command=…&input=1&output=1&error=1` and
+  `/attach/…`: upgraded to SPDY/3.1 (`spdy.py`) with the `v4.channel.k8s.io` streams; exec
+  runs the command in the running container, attach streams what it writes from then on.
 
-The log lines and their times come from a `LogBackend` (the process executor).
+The log lines and their times come from a `LogBackend`, exec from an `ExecBackend` (both the
+process executor).
 """
 
 from __future__ import annotations
