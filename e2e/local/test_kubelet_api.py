@@ -35,6 +35,7 @@ def env(
     return Env(namespace, api_client, operator, executor)
 
 
+TICK_UNTIL_GO = "while [ ! -e /workspace/source/.go ]; do echo tick; sleep 0.1; done"
 STAMP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z"
 
 
@@ -183,8 +184,7 @@ def test_kubectl_exec_runs_in_the_running_step_with_stdin_and_exit_codes(
         "spec": {"steps": [{"name": "hold", "image": "busybox",
                             "workingDir": "/workspace/source",
                             "env": [{"name": "GREETING", "value": "hello from the step"}],
-                            "command": ["/bin/sh", "-c",
-                                        "while [ ! -e /workspace/source/.go ]; do echo tick; sleep 0.1; done"]}]},
+                            "command": ["/bin/sh", "-c", TICK_UNTIL_GO]}]},
     })  # fmt: skip
     env.create("builds", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Build", "metadata": {"name": "hold"},

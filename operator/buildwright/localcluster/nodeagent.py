@@ -3,8 +3,8 @@
 `python -m buildwright.localcluster.nodeagent --kubeconfig K` registers a Node, takes the Pods
 bound (or bindable) to it and runs their containers with `ProcessExecutor` until SIGTERM or
 SIGINT, and serves the kubelet API (logs, exec, attach; see kubeletapi.py) to the apiserver
-with the local cluster's kubelet certificates. It must run as root (mount namespaces, bind mounts) on a host that has the tools the
-build steps call; see e2e/local/README.md.
+with the local cluster's kubelet certificates. It must run as root (mount namespaces, bind
+mounts) on a host that has the tools the build steps call; see e2e/local/README.md.
 """
 
 from __future__ import annotations
