@@ -237,15 +237,26 @@ def test_kubectl_exec_runs_in_the_running_step_with_stdin_and_exit_codes(
     )  # fmt: skip
     attached: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_lines, args=(attach, attached), daemon=True).start()
+    # A process exec'd into the step ends with the step, as on a runtime.
+    lingering = subprocess.Popen(
+        ["kubectl", "--kubeconfig", str(control_plane.kubeconfig_path), *base,
+         "/bin/sh", "-c", "echo in; exec sleep 300"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lingering_out: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_lines, args=(lingering, lingering_out), daemon=True).start()
     try:
         assert attached.get(timeout=30) == "tick\n"
+        assert lingering_out.get(timeout=30) == "in\n"
         # Deleting the Pod stops its running containers, and the node says so in Events.
         uid = _uid(env, pod)
         env.core.delete_namespaced_pod(pod, env.namespace)
         assert attach.wait(timeout=30) == 0, attach.stderr.read() if attach.stderr else ""
+        assert lingering.wait(timeout=30) != 0
     finally:
-        attach.kill()
-        attach.wait()
+        for proc in (attach, lingering):
+            proc.kill()
+            proc.wait()
 
     def killing() -> list[str]:
         events = env.core.list_namespaced_event(

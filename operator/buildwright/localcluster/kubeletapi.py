@@ -284,11 +284,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _container_logs(self, namespace: str, pod: str, container: str, query: str) -> None:
         try:
             options = parse_log_options(query, time.time_ns())
+            source = self.server.backend.container_log(namespace, pod, container)
             if options.previous:
                 raise BadRequest(
                     f'previous terminated container "{container}" in pod "{pod}" not found'
                 )
-            source = self.server.backend.container_log(namespace, pod, container)
         except (LogOptionsError, BadRequest) as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
             return

@@ -377,6 +377,7 @@ class ProcessExecutor:
         self._writers: dict[tuple[str, str], _LogWriter] = {}
         # What `kubectl exec` needs of a running container: its process, env and workingDir.
         self._running: dict[tuple[str, str], tuple[ProcessRun, dict[str, str], str]] = {}
+        self._execs: dict[tuple[str, str], list[subprocess.Popen[bytes]]] = {}
         self._closed = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -440,14 +441,18 @@ class ProcessExecutor:
         fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump({"pid": run.pid, "argv": command, "env": env, "cwd": cwd}, fh)
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", __name__, "--exec", str(spec_path)],
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             close_fds=True,
+            start_new_session=True,
             env={"PATH": BASE_PATH},
         )
+        with self._lock:
+            self._execs.setdefault((uid, container), []).append(process)
+        return process
 
     def start_sweeper(self) -> None:
         self._sweeper = threading.Thread(target=self._sweep_loop, name="agent-sweep", daemon=True)
@@ -780,6 +785,11 @@ class ProcessExecutor:
         def exited() -> None:
             with self._lock:
                 self._running.pop((uid, name), None)
+                execs = self._execs.pop((uid, name), [])
+            # A runtime ends the processes exec'd into a container with the container.
+            for exec_process in execs:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(exec_process.pid, signal.SIGKILL)
             self._release(uid)
 
         run = ProcessRun(process, log_path, pod_dir / "termination" / name, notify, exited, writer)
