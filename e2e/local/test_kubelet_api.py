@@ -5,6 +5,7 @@ log streams live with `kubectl logs -f`, and --tail, --timestamps, --since-time,
 from __future__ import annotations
 
 import datetime as dt
+import os
 import queue
 import re
 import ssl
@@ -222,6 +223,14 @@ def test_kubectl_exec_runs_in_the_running_step_with_stdin_and_exit_codes(
     elapsed = time.monotonic() - started
     assert (piped.returncode, piped.stdout) == (3, "SHOUT THIS\n"), piped.stderr
     assert "to-stderr" in piped.stderr
+    # An older client's SPDY/3.1, which the apiserver passes through to the node as it is.
+    spdy_client = subprocess.run(
+        ["kubectl", "--kubeconfig", str(control_plane.kubeconfig_path), *base[:-1], "-i", "--",
+         "/bin/sh", "-c", "cat; exit 5"],
+        input="over spdy\n", capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"},
+    )  # fmt: skip
+    assert (spdy_client.returncode, spdy_client.stdout) == (5, "over spdy\n"), spdy_client.stderr
     print(f"kubectl exec -i round trip: {elapsed:.2f}s")
     missing = kubectl(control_plane, *base, "no-such-command")
     assert missing.returncode != 0
