@@ -244,6 +244,24 @@ class ContainerLogFile:
             writer.changed.wait_for(lambda: writer.done or writer.size > offset, timeout)
 
 
+EXEC_READY_TIMEOUT = 30.0
+
+
+def _wait_for_exec(pid: int, timeout: float) -> bool:
+    """Until process `pid` no longer runs this module's launcher (it has set up the mounts and
+    exec'd the container's command); False if it ended or the timeout passed first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        if __name__.encode() not in argv[1:3]:
+            return bool(argv[0])  # an empty cmdline: a zombie
+        time.sleep(0.01)
+    return False
+
+
 # --------------------------------------------------------------------------- running containers
 
 
@@ -437,6 +455,10 @@ class ProcessExecutor:
         if running is None or running[0].result() is not None:
             raise BadRequest(f"container {container} is not running")
         run, env, cwd = running
+        # The container counts as running from its launch, but its mount namespace is ready
+        # only once the launcher has exec'd the container's command.
+        if not _wait_for_exec(run.pid, EXEC_READY_TIMEOUT):
+            raise BadRequest(f"container {container} is not running")
         spec_path = self.pod_dir(uid) / "run" / f".exec-{os.urandom(6).hex()}.json"
         fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
