@@ -125,3 +125,4 @@ def test_shp_build_upload_streams_a_local_directory(
     assert run["status"]["output"]["digest"] == skopeo_digest(image)  # type: ignore[index]
     # The image holds the uploaded file: tar really unpacked it into the Pod's source volume.
     assert image_file(image, "hello.txt", tmp_path) == b"uploaded from here\n"
+    assert not Path("/workspace/source/hello.txt").exists()  # unpacked in the Pod, not the host
