@@ -254,10 +254,14 @@ def _wait_for_exec(pid: int, timeout: float) -> bool:
     while time.monotonic() < deadline:
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             return False
-        if __name__.encode() not in argv[1:3]:
-            return bool(argv[0])  # an empty cmdline: a zombie
+        if stat[stat.rfind(")") + 2 :].startswith("Z"):
+            return False  # it ended
+        # The command line reads empty for a moment while execve replaces it.
+        if argv[0] and __name__.encode() not in argv[1:3]:
+            return True
         time.sleep(0.01)
     return False
 
