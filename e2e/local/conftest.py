@@ -198,7 +198,12 @@ def executor(
 
 @pytest.fixture(scope="session")
 def node_agent(control_plane: ControlPlane, executor: ProcessExecutor) -> Iterator[KubeletStandIn]:
-    with KubeletStandIn(control_plane.kubeconfig_path, executor=executor) as kubelet:
+    with KubeletStandIn(
+        control_plane.kubeconfig_path,
+        executor=executor,
+        tls=control_plane.kubelet_tls,
+        events=True,
+    ) as kubelet:
         yield kubelet
 
 

@@ -3,6 +3,10 @@ mounts, per-Pod isolation, termination messages, killing a process tree, cleanup
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from buildwright.localcluster import process_executor
 from buildwright.localcluster.kubelet import Outcome
 from buildwright.localcluster.process_executor import ProcessExecutor, expand
 from buildwright.localcluster.wait import wait_until
@@ -171,3 +176,48 @@ def test_sweep_removes_directories_of_deleted_pods(
     assert pod_dir.is_dir()
     assert pod["metadata"]["uid"] in executor.sweep()  # no such Pod in the API
     assert not pod_dir.exists()
+
+
+def test_exec_right_after_start_runs_in_the_containers_mounts(
+    executor: ProcessExecutor, namespace: str
+) -> None:
+    """An exec that arrives while the launcher is still mounting waits for the container's
+    mount namespace instead of running on the host (shp build upload's tar did, once)."""
+    pod = _pod(namespace, [{"name": "src", "emptyDir": {}}], name="ex")
+    (executor.pod_dir(pod["metadata"]["uid"])).mkdir(parents=True, exist_ok=True)
+    done = threading.Event()
+    run = executor.start(pod | {"spec": {**pod["spec"], "containers": [{"name": "c"}]}},
+                         _shell("c", "echo inside > /workspace/source/where; sleep 300",
+                                env=[{"name": "WHO", "value": "the container"}],
+                                volumeMounts=[{"name": "src", "mountPath": "/workspace/source"}]),
+                         done.set)  # fmt: skip
+    try:
+        process = executor.exec_in(
+            namespace, "ex", "c", ["/bin/sh", "-c", 'echo "$WHO"; mount'], False
+        )
+        out, _ = process.communicate(timeout=30)
+        assert process.returncode == 0
+        lines = out.decode().splitlines()
+        assert lines[0] == "the container"
+        assert any(" /workspace/source " in line for line in lines[1:]), out
+    finally:
+        run.kill()
+        assert done.wait(30)
+    assert not Path("/workspace/source/where").exists()
+
+
+def test_exec_waits_until_the_launcher_has_execd_the_command(tmp_path: Path) -> None:
+    """The launcher blocks on a FIFO in place of its spec: until it gets one it is still
+    mounting, as far as exec is concerned, and exec must not join its namespace yet."""
+    fifo = tmp_path / "spec"
+    os.mkfifo(fifo)
+    launcher = subprocess.Popen([sys.executable, "-m", process_executor.__name__, str(fifo)])
+    try:
+        assert not process_executor._wait_for_exec(launcher.pid, 0.5)
+        with fifo.open("w") as fh:
+            json.dump({"argv": ["sleep", "30"], "env": {"PATH": "/usr/bin:/bin"}, "cwd": "/",
+                       "mounts": []}, fh)  # fmt: skip
+        assert process_executor._wait_for_exec(launcher.pid, 10)
+    finally:
+        launcher.kill()
+        launcher.wait()

@@ -188,6 +188,9 @@ def test_broken_dockerfile_fails_in_the_build_step(
     assert details["location"] == {"pod": pod, "container": "step-build-and-push"}
     log = env.logs(run, "step-build-and-push")
     assert "no-such-file.txt" in log and "[buildah] pushing" not in log
+    # The operator read the step's log tail through the apiserver from the node's kubelet API.
+    last = log.strip().splitlines()[-1].strip()
+    assert "no-such-file.txt" in details["message"] and details["message"].endswith(last), details
     # The entrypoint skipped the steps after the failed one: they never ran their commands.
     # (The BuildRun fails as soon as the step does; the Pod ends a moment later.)
     pod_status = wait_until(
@@ -200,7 +203,11 @@ def test_broken_dockerfile_fails_in_the_build_step(
     assert ended["step-build-and-push"].exit_code != 0
     skipped = json.loads(ended["step-results"].message)
     assert {"key": "Reason", "value": "Skipped", "type": 3} in skipped
-    assert env.logs(run, "step-results").strip().endswith("Skipping step because a previous step failed")
+    assert (
+        env.logs(run, "step-results")
+        .strip()
+        .endswith("Skipping step because a previous step failed")
+    )
 
 
 def test_wrong_git_url_reports_the_git_reason(

@@ -87,6 +87,10 @@ def _serve(kubeconfig: Path, state_dir: Path) -> int:
             "ca": str(cp.ca_cert_path),
             "client_cert": str(cp.workdir / "admin.crt"),
             "client_key": str(cp.workdir / "admin.key"),
+            # For the node agent's kubelet API (see buildwright.localcluster.nodeagent).
+            "kubelet_cert": str(cp.kubelet_tls.cert_file),
+            "kubelet_key": str(cp.kubelet_tls.key_file),
+            "kubelet_client_ca": str(cp.kubelet_tls.client_ca_file),
             "component_pids": cp.pids,
             "ready_seconds": cp.ready_seconds,
         }

@@ -1,5 +1,6 @@
 """Locating (and if needed building) the binaries the local cluster runs: the control plane
-(hack/build-control-plane.sh) and Tekton's step entrypoint (hack/build-entrypoint.sh)."""
+(hack/build-control-plane.sh) and Tekton's step entrypoint (hack/build-entrypoint.sh), and the
+upstream `shp` CLI the end-to-end tests drive (hack/build-shp.sh)."""
 
 from __future__ import annotations
 
@@ -54,4 +55,15 @@ def ensure_entrypoint() -> Path:
     binary = Path(override) if override else _built_by("build-entrypoint.sh")
     if not os.access(binary, os.X_OK):
         raise RuntimeError(f"{binary} is not an executable entrypoint")
+    return binary
+
+
+def ensure_shp() -> Path:
+    """Return the path of the upstream `shp` CLI (hack/build-shp.sh's version), building it on
+    a machine's first call (about 9 minutes on 2 cores). `BUILDWRIGHT_SHP_BINARY` names a ready
+    binary instead. RuntimeError when it cannot be built (no Go toolchain, no module proxy)."""
+    override = os.environ.get("BUILDWRIGHT_SHP_BINARY")
+    binary = Path(override) if override else _built_by("build-shp.sh")
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError(f"{binary} is not an executable shp")
     return binary

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from buildwright import pki
 
 from .binaries import ensure_binaries
+from .kubeletapi import KUBELET_CLIENT_USER, KubeletTLS
 from .wait import wait_until
 
 SERVICE_CIDR = "10.0.0.0/24"
@@ -228,6 +229,16 @@ class ControlPlane:
         return self._dir() / "pki" / "ca.crt"
 
     @property
+    def kubelet_tls(self) -> KubeletTLS:
+        """What a node agent needs to serve the kubelet API to this apiserver."""
+        pki_dir = self._dir() / "pki"
+        return KubeletTLS(
+            cert_file=pki_dir / "kubelet.crt",
+            key_file=pki_dir / "kubelet.key",
+            client_ca_file=pki_dir / "ca.crt",
+        )
+
+    @property
     def service_account_key_path(self) -> Path:
         """The private key that signs service-account tokens."""
         return self._dir() / "pki" / "sa.key"
@@ -406,12 +417,28 @@ class ControlPlane:
         kcm = ca.issue(
             "system:kube-controller-manager", days=CERT_DAYS, organizations=["system:masters"]
         )
+        # The node agent's kubelet API: its serving certificate (for the InternalIP the
+        # apiserver dials) and the one client it accepts, the apiserver.
+        kubelet_serving = ca.issue(
+            "buildwright-node-kubelet",
+            days=CERT_DAYS,
+            server=True,
+            dns_names=("localhost",),
+            ip_addresses=("127.0.0.1",),
+        )
+        kubelet_client = ca.issue(
+            KUBELET_CLIENT_USER, days=CERT_DAYS, organizations=["kubelet-api-clients"]
+        )
         sa_key = pki.new_key()
         files = {
             "ca.crt": ca.cert_pem,
             "ca.key": pki.key_pem(ca.key),
             "apiserver.crt": serving.cert_pem,
             "apiserver.key": serving.key_pem,
+            "kubelet.crt": kubelet_serving.cert_pem,
+            "kubelet.key": kubelet_serving.key_pem,
+            "apiserver-kubelet-client.crt": kubelet_client.cert_pem,
+            "apiserver-kubelet-client.key": kubelet_client.key_pem,
             "sa.key": pki.key_pem(sa_key),
             "sa.pub": sa_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -488,6 +515,9 @@ class ControlPlane:
                 # Nodes of the local cluster live on loopback: reach them by their InternalIP,
                 # never by looking their host name up in DNS.
                 "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",

@@ -39,6 +39,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from buildwright.core.pod import SequencedStep, sequenced_step
+from buildwright.localcluster.kubeletapi import KubeletServer, KubeletTLS
 
 log = logging.getLogger(__name__)
 
@@ -634,6 +635,45 @@ class _PodDriver:
             if exc.status in (404, 409, 422):
                 raise _PodGone from exc
             raise
+        self.event(
+            "Scheduled",
+            f"Successfully assigned {self.namespace}/{self.name} to {self.kubelet.node_name}",
+            component="default-scheduler",
+        )
+
+    def event(
+        self, reason: str, message: str, *, warning: bool = False,
+        container: str | None = None, component: str = "kubelet",
+    ) -> None:  # fmt: skip
+        """Post a Pod Event as a kubelet (or, for Scheduled, the scheduler) posts it."""
+        if not self.kubelet.events:
+            return
+        involved: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "Pod", "namespace": self.namespace,
+            "name": self.name, "uid": self.uid,
+        }  # fmt: skip
+        if container is not None:
+            kind = (
+                "initContainers" if any(c.name == container for c in self.inits) else "containers"
+            )
+            involved["fieldPath"] = f"spec.{kind}{{{container}}}"
+        now = _now()
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{self.name}.", "namespace": self.namespace},
+            "involvedObject": involved, "reason": reason, "message": message,
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": component,
+                       **({"host": self.kubelet.node_name} if component == "kubelet" else {})},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "reportingComponent": component,
+            "reportingInstance": self.kubelet.node_name if component == "kubelet" else "",
+        }  # fmt: skip
+        try:
+            self.kubelet.rest.call("POST", f"/api/v1/namespaces/{self.namespace}/events", body)
+        except Exception as exc:  # an Event is best effort, as a kubelet's are
+            log.debug("kubelet stand-in: event %s for %s/%s: %s", reason, self.namespace,
+                      self.name, exc)  # fmt: skip
 
     def _interruption(self) -> str | None:
         if self.kubelet.stopping:
@@ -690,6 +730,12 @@ class _PodDriver:
             runs[c.name] = self.kubelet.executor.start(pod, c.spec, self.wake.set)
             c.container_id = f"standin://{self.uid[:8]}-{c.name}"
             c.state = {"running": {"startedAt": _now()}}
+            early = runs[c.name].result()
+            if early is not None and early.reason == "CreateContainerConfigError":
+                self.event("Failed", f"Error: {early.message}", warning=True, container=c.name)
+            else:
+                self.event("Created", f"Created container: {c.name}", container=c.name)
+                self.event("Started", f"Started container {c.name}", container=c.name)
         if containers and not containers[0].init:
             self.phase = "Running"
         self._write()
@@ -706,7 +752,13 @@ class _PodDriver:
 
         interruption = self._wait_for_interruption(collect)
         if interruption:
+            if interruption == "deadline":
+                self.event("DeadlineExceeded", DEADLINE_MESSAGE, warning=True)
+            elif interruption == "evicted":
+                self.event("Evicted", self.script.evict_message, warning=True)
             for c in pending:
+                if interruption != "stopped":
+                    self.event("Killing", f"Stopping container {c.name}", container=c.name)
                 runs[c.name].kill()
             # Killing is asynchronous for real processes; give them a bounded moment.
             end = time.monotonic() + 10
@@ -897,6 +949,8 @@ class KubeletStandIn:
         executor: Executor | None = None,
         labels: Mapping[str, str] | None = None,
         capacity: Mapping[str, str] | None = None,
+        tls: KubeletTLS | None = None,
+        events: bool = False,
     ) -> None:
         configuration = k8s_client.Configuration()
         k8s_config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -916,6 +970,9 @@ class KubeletStandIn:
             capacity or {"cpu": "16", "memory": "64Gi", "pods": "500", "ephemeral-storage": "200Gi"}
         )
         self.stopping = False
+        # Pod Events (Scheduled, Created, Started, Killing, Failed) as `kubectl describe pod`
+        # shows them; off for the scripted integration tests, which run thousands of Pods.
+        self.events = events
         self._lock = threading.Lock()
         self._drivers: dict[str, _PodDriver] = {}
         self._finished: set[str] = set()
@@ -926,6 +983,12 @@ class KubeletStandIn:
         self._ip_counter = itertools.count(2)
         self._synced = threading.Event()
         self._failure: BaseException | None = None
+        # With TLS material and an executor that keeps logs, the kubelet API is served too.
+        self.server: KubeletServer | None = None
+        if tls is not None:
+            if not hasattr(self.executor, "container_log"):
+                raise TypeError("the kubelet API needs an executor that keeps container logs")
+            self.server = KubeletServer(tls, self.executor)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------- public API
 
@@ -942,7 +1005,9 @@ class KubeletStandIn:
         self.stop()
 
     def start(self, timeout: float = 30.0) -> None:
-        """Register the Node, then watch Pods in a background thread."""
+        """Serve the kubelet API (if any), register the Node, then watch Pods in a thread."""
+        if self.server is not None:
+            self.server.start()
         self._register_node()
         self._watch_thread = threading.Thread(
             target=self._watch_loop, name="kubelet-watch", daemon=True
@@ -968,6 +1033,8 @@ class KubeletStandIn:
             d.wake.set()
         for d in drivers:
             d.thread.join(timeout=15)
+        if self.server is not None:
+            self.server.stop()
         close = getattr(self.executor, "close", None)
         if callable(close):
             close()
@@ -1055,7 +1122,7 @@ class KubeletStandIn:
                 "lastTransitionTime": now,
             }
         )
-        status = {
+        status: dict[str, Any] = {
             "capacity": self.capacity,
             "allocatable": self.capacity,
             "conditions": conditions,
@@ -1076,6 +1143,8 @@ class KubeletStandIn:
                 "architecture": _arch(),
             },
         }
+        if self.server is not None:
+            status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": self.server.port}}
         node = {
             "apiVersion": "v1",
             "kind": "Node",

@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +148,124 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+# --------------------------------------------------------------------------- logs
+
+TIME_RECORD = 21  # "%020d\n": the unix nanoseconds at which one log line started
+
+
+class _LogWriter:
+    """Copies a container's stdout and stderr (one pipe) into its log file, and the time at
+    which each line started into a side file of fixed-width records, line i at record i.
+
+    The times are written before the bytes, so a reader never sees a line without its time.
+    Readers wait on `changed` for more output.
+    """
+
+    def __init__(self, fd: int, log_path: Path, times_path: Path) -> None:
+        self._fd = fd
+        self.log_path = log_path
+        self.times_path = times_path
+        self.changed = threading.Condition()
+        self.size = log_path.stat().st_size if log_path.exists() else 0
+        self.done = False
+        self._thread = threading.Thread(target=self._copy, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        at_line_start = self.size == 0 or self._ends_with_newline()
+        try:
+            with self.log_path.open("ab") as out, self.times_path.open("ab") as times:
+                while True:
+                    try:
+                        chunk = os.read(self._fd, 65536)
+                    except OSError:
+                        chunk = b""
+                    if not chunk:
+                        break
+                    now = time.time_ns()
+                    starts = chunk.count(b"\n", 0, len(chunk) - 1) + (1 if at_line_start else 0)
+                    at_line_start = chunk.endswith(b"\n")
+                    if starts:
+                        times.write(b"%020d\n" % now * starts)
+                        times.flush()
+                    out.write(chunk)
+                    out.flush()
+                    with self.changed:
+                        self.size += len(chunk)
+                        self.changed.notify_all()
+        finally:
+            os.close(self._fd)
+            with self.changed:
+                self.done = True
+                self.changed.notify_all()
+
+    def _ends_with_newline(self) -> bool:
+        with self.log_path.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+class ContainerLogFile:
+    """One container's log as the kubelet API reads it (see kubeletapi.ContainerLog)."""
+
+    def __init__(self, log_path: Path, times_path: Path, writer: _LogWriter | None) -> None:
+        self.log_path = log_path
+        self.times_path = times_path
+        self._writer = writer
+
+    def read(self, offset: int, index: int) -> tuple[bytes, list[int]]:
+        # Times first: every line in the bytes read after them has its record.
+        try:
+            with self.times_path.open("rb") as fh:
+                fh.seek(index * TIME_RECORD)
+                records = fh.read()
+        except OSError:
+            records = b""
+        times = [int(records[i : i + 20]) for i in range(0, len(records) - 20, TIME_RECORD)]
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except OSError:
+            data = b""
+        return data, times
+
+    def finished(self) -> bool:
+        return self._writer is None or self._writer.done
+
+    def wait(self, offset: int, timeout: float) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        with writer.changed:
+            writer.changed.wait_for(lambda: writer.done or writer.size > offset, timeout)
+
+
+EXEC_READY_TIMEOUT = 30.0
+
+
+def _wait_for_exec(pid: int, timeout: float) -> bool:
+    """Until process `pid` no longer runs this module's launcher (it has set up the mounts and
+    exec'd the container's command); False if it ended or the timeout passed first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        if stat[stat.rfind(")") + 2 :].startswith("Z"):
+            return False  # it ended
+        # The command line reads empty for a moment while execve replaces it.
+        if argv[0] and __name__.encode() not in argv[1:3]:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 # --------------------------------------------------------------------------- running containers
 
 
@@ -160,8 +279,10 @@ class ProcessRun:
         termination_path: Path,
         notify: Callable[[], None],
         on_exit: Callable[[], None],
+        writer: _LogWriter | None = None,
     ) -> None:
         self._process = process
+        self._writer = writer
         self._log_path = log_path
         self._termination_path = termination_path
         self._notify = notify
@@ -178,6 +299,12 @@ class ProcessRun:
         from buildwright.localcluster.kubelet import Outcome
 
         returncode = self._process.wait()
+        # Like a runtime when a container's main process ends: what it left behind goes too,
+        # and with it the last holder of the log pipe.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        if self._writer is not None:
+            self._writer.join(timeout=10)
         try:
             with self._termination_path.open("rb") as fh:
                 message = fh.read(MAX_TERMINATION_MESSAGE).decode(errors="replace")
@@ -257,10 +384,22 @@ class ProcessExecutor:
             Path(entrypoint_binary).resolve() if entrypoint_binary is not None else None
         )
         self.sweep_interval = sweep_interval
+        # The step image's command shims (its /usr/local/bin/waiter): `shp build upload` runs a
+        # bare `waiter done` in step-source-local.
+        self.shim_bin = self.state_dir / "bin"
+        self.shim_bin.mkdir(exist_ok=True)
+        waiter = self.shim_bin / "waiter"
+        waiter.write_text(f'#!/bin/sh\nexec "{self.venv_bin / STEP_PROGRAM}" waiter "$@"\n')
+        waiter.chmod(0o755)
         self._lock = threading.Lock()
         self._prepared: dict[str, threading.Lock] = {}
         self._active: dict[str, int] = {}
         self._names: dict[tuple[str, str], str] = {}
+        self._containers: dict[str, set[str]] = {}
+        self._writers: dict[tuple[str, str], _LogWriter] = {}
+        # What `kubectl exec` needs of a running container: its process, env and workingDir.
+        self._running: dict[tuple[str, str], tuple[ProcessRun, dict[str, str], str]] = {}
+        self._execs: dict[tuple[str, str], list[subprocess.Popen[bytes]]] = {}
         self._closed = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -280,6 +419,66 @@ class ProcessExecutor:
     def logs(self, namespace: str, pod_name: str, container: str) -> str:
         """What `kubectl logs -c container` would show: stdout and stderr interleaved."""
         return self.log_path(namespace, pod_name, container).read_text(errors="replace")
+
+    def container_log(self, namespace: str, pod_name: str, container: str) -> ContainerLogFile:
+        """The kubelet API's view of a container's log (kubeletapi.LogBackend)."""
+        from buildwright.localcluster.kubeletapi import BadRequest, NotFound
+
+        with self._lock:
+            uid = self._names.get((namespace, pod_name))
+            names = self._containers.get(uid or "", set())
+            writer = self._writers.get((uid or "", container))
+        if uid is None:
+            raise NotFound(f'pod "{pod_name}" does not exist')
+        if container not in names:
+            raise NotFound(f"container {container} not found in pod {pod_name}")
+        logs = self.pod_dir(uid) / "logs"
+        log_path, times_path = logs / f"{container}.log", logs / f"{container}.times"
+        if writer is None and not log_path.exists():
+            raise BadRequest(
+                f'container "{container}" in pod "{pod_name}" is waiting to start: '
+                "ContainerCreating"
+            )
+        return ContainerLogFile(log_path, times_path, writer)
+
+    def exec_in(
+        self, namespace: str, pod_name: str, container: str, command: list[str], stdin: bool
+    ) -> subprocess.Popen[bytes]:
+        """Start `command` inside a running container: in its mount namespace, with its env
+        and workingDir (kubeletapi.ExecBackend). Only containers this agent runs qualify."""
+        from buildwright.localcluster.kubeletapi import BadRequest, NotFound
+
+        with self._lock:
+            uid = self._names.get((namespace, pod_name))
+            names = self._containers.get(uid or "", set())
+            running = self._running.get((uid or "", container))
+        if uid is None:
+            raise NotFound(f'pod "{pod_name}" does not exist')
+        if container not in names:
+            raise NotFound(f"container {container} not found in pod {pod_name}")
+        if running is None or running[0].result() is not None:
+            raise BadRequest(f"container {container} is not running")
+        run, env, cwd = running
+        # The container counts as running from its launch, but its mount namespace is ready
+        # only once the launcher has exec'd the container's command.
+        if not _wait_for_exec(run.pid, EXEC_READY_TIMEOUT):
+            raise BadRequest(f"container {container} is not running")
+        spec_path = self.pod_dir(uid) / "run" / f".exec-{os.urandom(6).hex()}.json"
+        fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"pid": run.pid, "argv": command, "env": env, "cwd": cwd}, fh)
+        process = subprocess.Popen(
+            [sys.executable, "-m", __name__, "--exec", str(spec_path)],
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+            start_new_session=True,
+            env={"PATH": BASE_PATH},
+        )
+        with self._lock:
+            self._execs.setdefault((uid, container), []).append(process)
+        return process
 
     def start_sweeper(self) -> None:
         self._sweeper = threading.Thread(target=self._sweep_loop, name="agent-sweep", daemon=True)
@@ -305,6 +504,9 @@ class ProcessExecutor:
                 self._prepared.pop(uid, None)
                 for key in [k for k, v in self._names.items() if v == uid]:
                     del self._names[key]
+                self._containers.pop(uid, None)
+                for wkey in [k for k in self._writers if k[0] == uid]:
+                    del self._writers[wkey]
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(uid)
         return removed
@@ -323,6 +525,11 @@ class ProcessExecutor:
         uid = str(meta["uid"])
         with self._lock:
             self._names[(str(meta["namespace"]), str(meta["name"]))] = uid
+            spec = pod.get("spec", {})
+            self._containers[uid] = {
+                str(c["name"])
+                for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+            }
             prepared = self._prepared.setdefault(uid, threading.Lock())
             self._active[uid] = self._active.get(uid, 0) + 1
         try:
@@ -478,7 +685,7 @@ class ProcessExecutor:
     def _env(self, pod: Pod, container: Container) -> dict[str, str]:
         namespace = str(pod["metadata"]["namespace"])
         env: dict[str, str] = {
-            "PATH": f"{self.venv_bin}:{BASE_PATH}",
+            "PATH": f"{self.venv_bin}:{self.shim_bin}:{BASE_PATH}",
             "HOSTNAME": str(pod["metadata"]["name"]),
         }
         for source in container.get("envFrom") or []:
@@ -582,20 +789,41 @@ class ProcessExecutor:
         with os.fdopen(fd, "w") as fh:
             json.dump(spec, fh)
         log_path = pod_dir / "logs" / f"{name}.log"
-        with log_path.open("ab") as log_file:
+        read_end, write_end = os.pipe()
+        try:
             process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(spec_path)],
                 stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
+                stdout=write_end,
+                stderr=write_end,
                 start_new_session=True,
                 close_fds=True,
                 cwd=pod_dir,
                 env={"PATH": BASE_PATH},
             )
-        return ProcessRun(
-            process, log_path, pod_dir / "termination" / name, notify, lambda: self._release(uid)
-        )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        writer = _LogWriter(read_end, log_path, pod_dir / "logs" / f"{name}.times")
+
+        def exited() -> None:
+            with self._lock:
+                self._running.pop((uid, name), None)
+                execs = self._execs.pop((uid, name), [])
+            # A runtime ends the processes exec'd into a container with the container.
+            for exec_process in execs:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(exec_process.pid, signal.SIGKILL)
+            self._release(uid)
+
+        run = ProcessRun(process, log_path, pod_dir / "termination" / name, notify, exited, writer)
+        with self._lock:
+            self._writers[(uid, name)] = writer
+            if run.result() is None:
+                self._running[(uid, name)] = (run, dict(spec["env"]), str(spec["cwd"]))
+        return run
 
 
 # --------------------------------------------------------------------------- the launcher
@@ -658,5 +886,32 @@ def launch(spec_path: str) -> None:
         sys.exit(127 if isinstance(exc, FileNotFoundError) else 126)
 
 
+def enter(spec_path: str) -> None:
+    """`kubectl exec`: join a running container's mount namespace, then exec the command with
+    the container's env in its workingDir."""
+    with open(spec_path) as fh:
+        spec = json.load(fh)
+    os.unlink(spec_path)
+    libc = ctypes.CDLL(None, use_errno=True)
+    ns = os.open(f"/proc/{int(spec['pid'])}/ns/mnt", os.O_RDONLY)
+    if libc.setns(ns, _CLONE_NEWNS) != 0:
+        err = ctypes.get_errno()
+        print(f"setns: {os.strerror(err)}", file=sys.stderr)
+        sys.exit(126)
+    os.close(ns)
+    with contextlib.suppress(OSError):
+        os.chdir(spec["cwd"])
+    argv: list[str] = spec["argv"]
+    try:
+        os.execvpe(argv[0], argv, spec["env"])
+    except OSError as exc:
+        # What a runtime reports for a command it cannot start in the container.
+        print(f'exec: "{argv[0]}": {exc.strerror}', file=sys.stderr)
+        sys.exit(127 if isinstance(exc, FileNotFoundError) else 126)
+
+
 if __name__ == "__main__":
-    launch(sys.argv[1])
+    if sys.argv[1] == "--exec":
+        enter(sys.argv[2])
+    else:
+        launch(sys.argv[1])
