@@ -175,7 +175,8 @@ class Recorder:
             except Exception as error:  # an outage, or 410: list again
                 if "410" in str(error) or "Expired" in str(error):
                     version = None
-                time.sleep(0.2)
+                if self._stop.wait(0.2):  # a pause before listing again; ends on stop
+                    return
 
     def _observe(self, kind: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}

@@ -29,6 +29,12 @@ class LeaseStore:
         self.lease: dict[str, Any] | None = None
         self.version = 0
         self.cut_off: set[str] = set()  # identities whose requests fail to connect
+        self.reads: dict[str, int] = {}  # GETs of the Lease per identity: its attempts
+
+    def attempts_after(self, identity: str, count: int) -> Any:
+        """A condition: `identity` has read the Lease `count` more times than it had now."""
+        start = self.reads.get(identity, 0)
+        return lambda: self.reads.get(identity, 0) >= start + count
 
     def client(self, identity: str) -> Any:
         store = self
@@ -40,6 +46,7 @@ class LeaseStore:
 
             async def get(self, resource: kube.Resource, namespace: str, name: str) -> Any:
                 self._check()
+                store.reads[identity] = store.reads.get(identity, 0) + 1
                 return copy.deepcopy(store.lease)
 
             async def create(self, resource: kube.Resource, namespace: str, body: Any) -> Any:
@@ -96,7 +103,7 @@ async def test_one_leads_and_a_cut_off_leader_stops_before_the_other_starts() ->
     a.start()
     await until(a.leading)
     b.start()
-    await asyncio.sleep(0.5)  # several retry periods: b must keep following
+    await until(store.attempts_after("b", 4))  # several tries: b must keep following
     assert a.leading() and not b.leading()
     assert store.holder() == "a" and store.lease is not None
     assert store.lease["spec"]["leaseTransitions"] == 0
@@ -125,7 +132,8 @@ async def test_of_two_candidates_racing_for_a_new_lease_one_wins() -> None:
     a.start()
     b.start()
     await until(lambda: a.leading() or b.leading())
-    await asyncio.sleep(0.3)
+    loser = "b" if a.leading() else "a"
+    await until(store.attempts_after(loser, 3))  # the loser tried again and still follows
     assert a.leading() != b.leading()
     await a.stop()
     await b.stop()
