@@ -147,13 +147,13 @@ _metrics_server: Any = None
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     global _metrics_server
     # Events are ours to post, few and meaningful; kopf's per-handler ones would double the
-    # API writes (kopf-measurements.md: ~20% throughput).
+    # API writes (docs/kopf.md: ~20% throughput).
     settings.posting.enabled = False
     settings.peering.standalone = True
     # Discover resources once instead of watching CRDs and namespaces: fewer permissions.
     settings.scanning.disabled = True
     # Under bursts kopf may re-run handlers for objects it wrote itself while the watch lags
-    # (kopf-measurements.md); our handlers are idempotent, and a long timeout avoids the work.
+    # (docs/kopf.md); our handlers are idempotent, and a long timeout avoids the work.
     settings.persistence.consistency_timeout = 60
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 300

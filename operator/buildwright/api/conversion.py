@@ -1,4 +1,5 @@
-"""Conversion of shipwright.io objects between v1alpha1 and v1beta1 (spec §9, §4).
+"""Conversion of shipwright.io objects between v1alpha1 and v1beta1, field by field as
+Shipwright's own conversion webhook maps them (https://shipwright.io/docs/build/).
 
 The functions work on plain JSON dicts, exactly as the apiserver sends them in a
 ConversionReview, so the webhook does not depend on the pydantic models.

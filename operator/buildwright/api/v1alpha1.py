@@ -1,7 +1,7 @@
 """shipwright.io/v1alpha1: the API printed in books and older docs.
 
-Served next to v1beta1 and converted to it (spec §9); never stored. Only the shapes that differ
-from v1beta1 are defined here; the rest is shared with the v1beta1 models.
+Served next to v1beta1, converted to it by `conversion.py`, never stored. Only the shapes
+that differ from v1beta1 are defined here; the rest is shared with the v1beta1 models.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """shipwright.io/v1beta1: the canonical (storage) version of the four kinds.
 
-Field names, optionality and enums follow the Shipwright API reference (spec §2–§4). Fields
+Field names, optionality and enums follow the Shipwright API reference
+(https://shipwright.io/docs/ref/api/build/). Fields
 whose allowed values Shipwright checks in its controllers with a named reason (strategy kind,
 trigger type, toleration operator, output timestamp) are plain strings here so that the
 operator can report that reason instead of the apiserver rejecting the object.

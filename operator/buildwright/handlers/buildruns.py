@@ -1,4 +1,5 @@
-"""BuildRun reconciliation (spec §7.1): from a new BuildRun to its Pod, and from the Pod back
+"""BuildRun reconciliation, in the order Shipwright's BuildRun controller checks things
+(https://shipwright.io/docs/build/buildrun/): from a new BuildRun to its Pod, and from the Pod back
 to the BuildRun's status. Every step is a read, a call into the pure core, and a write; the
 whole function is safe to run any number of times for the same BuildRun.
 """
@@ -368,7 +369,8 @@ async def label_buildrun(ctx: Context, buildrun: BuildRun, build: Build) -> None
 async def prepare_service_account(
     ctx: Context, buildrun: BuildRun, build_spec: BuildSpec
 ) -> tuple[str | Failure, str | None]:
-    """The service account of the Pod (spec §7.8) and the docker-config Secret to mount."""
+    """The service account of the Pod (named, `.generate`d, or the `pipeline`/`default`
+    fallback) and the docker-config Secret to mount."""
     meta = buildrun.metadata
     namespace = meta["namespace"]
     push_secret = resolve.effective_output(build_spec.output, buildrun.spec.output).push_secret
