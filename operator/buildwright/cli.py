@@ -58,7 +58,15 @@ def _start_local_cluster() -> None:
     """No cluster given: start (or reuse) the local control plane, point at it, and install
     the CRDs (current models, webhook addressed by loopback URL) and the strategies."""
     from buildwright.api import crdgen
-    from buildwright.localcluster import __main__ as localcluster
+
+    try:
+        from buildwright_localcluster import __main__ as localcluster
+    except ImportError:
+        raise SystemExit(
+            "the local control plane is a separate distribution: install it with "
+            "`pip install -e localcluster/` from a checkout (`make venv` does), or give the "
+            "operator a cluster through KUBECONFIG"
+        ) from None
 
     code = localcluster.main(["up", "--kubeconfig", str(LOCAL_KUBECONFIG)])
     if code != 0:

@@ -38,9 +38,9 @@ from buildwright.handlers.conversion import (
     point_crds_at_webhook,
 )
 from buildwright.kube import CRDS, Kube
-from buildwright.localcluster.controlplane import ControlPlane, free_port
-from buildwright.localcluster.kubelet import Outcome
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.controlplane import ControlPlane, free_port
+from buildwright_localcluster.kubelet import Outcome
+from buildwright_localcluster.wait import wait_until
 from tests.integration.conftest import CRD_DIR, REPO
 from tests.integration.harness import DIGEST, SUCCESSFUL_RESULTS, Cluster
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 
-# operator/buildwright/localcluster/binaries.py -> repository root
+# localcluster/buildwright_localcluster/binaries.py -> repository root
 _HACK = Path(__file__).resolve().parents[3] / "hack"
 
 
