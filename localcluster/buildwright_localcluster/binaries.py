@@ -11,7 +11,7 @@ from pathlib import Path
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 
 # localcluster/buildwright_localcluster/binaries.py -> repository root
-_HACK = Path(__file__).resolve().parents[3] / "hack"
+_HACK = Path(__file__).resolve().parents[2] / "hack"
 
 
 def _built_by(script_name: str) -> Path:

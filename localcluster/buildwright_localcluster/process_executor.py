@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from buildwright_localcluster.kubelet import Container, ContainerRun, Outcome, Pod
 
-from buildwright.core.pod import ENTRYPOINT_IN_STEP_IMAGE
+from buildwright.core.contract import ENTRYPOINT_IN_STEP_IMAGE
 
 log = logging.getLogger(__name__)
 

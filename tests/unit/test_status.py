@@ -20,6 +20,7 @@ import pytest
 from buildwright.api.base import Condition
 from buildwright.api.v1beta1 import BuildRun
 from buildwright.core import reasons
+from buildwright.core.contract import render_termination_message
 from buildwright.core.status import (
     LOG_TAIL_BYTES,
     LOG_TAIL_LINES,
@@ -33,7 +34,6 @@ from buildwright.core.status import (
     with_log_tail,
     write_deadline,
 )
-from buildwright.steps.resultfiles import render_termination_message
 
 NS = "builds"
 BR = "sample-run"

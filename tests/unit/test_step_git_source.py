@@ -696,7 +696,7 @@ def test_main_in_process_writes_error_results(tmp_path: Path) -> None:
 def test_failure_is_reported_in_the_termination_log(tmp_path: Path, git_base: Path) -> None:
     """An init container's failure stops the Pod before step-results runs, so the step
     itself must carry its error results out through its termination message."""
-    from buildwright.steps.resultfiles import parse_termination_message
+    from buildwright.core.contract import parse_termination_message
 
     log = tmp_path / "termination-log"
     run = run_step(tmp_path, f"file://{git_base}/absent", "--termination-log", str(log))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from buildwright.core.pod import LOCAL_TMP_DIR
+from buildwright.core.contract import LOCAL_TMP_DIR
 from buildwright.steps import waiter
 from buildwright.steps.__main__ import main as step_main
 from buildwright_localcluster.wait import wait_until

@@ -39,6 +39,45 @@ from buildwright.api.v1beta1 import (
     VulnerabilityScanOptions,
 )
 from buildwright.core import reasons
+from buildwright.core.contract import (
+    DOCKER_CONFIG_DIR,
+    ENTRYPOINT,
+    ENTRYPOINT_DIR,
+    ENTRYPOINT_IN_STEP_IMAGE,
+    ERROR_RESULTS,
+    HOME_DIR,
+    IMAGE_PROCESSING_STEP,
+    LABEL_BUILD_GENERATION,
+    LABEL_BUILD_NAME,
+    LABEL_BUILDRUN_GENERATION,
+    LABEL_BUILDRUN_NAME,
+    LABEL_MANAGED_BY,
+    LOCAL_SOURCE_STEP,
+    LOCAL_TMP_DIR,
+    MANAGED_BY,
+    PREPARE_CONTAINER,
+    PULL_SECRET_PATH,
+    PUSH_SECRET_PATH,
+    RESULT_BRANCH_NAME,
+    RESULT_COMMIT_AUTHOR,
+    RESULT_COMMIT_SHA,
+    RESULT_ERROR_MESSAGE,
+    RESULT_ERROR_REASON,
+    RESULT_IMAGE_DIGEST,
+    RESULT_IMAGE_SIZE,
+    RESULT_IMAGE_VULNERABILITIES,
+    RESULT_SOURCE_IMAGE_DIGEST,
+    RESULT_SOURCE_TIMESTAMP,
+    RESULTS_CONTAINER,
+    RESULTS_DIR,
+    RUN_DIR,
+    SOURCE_SECRET_PATH,
+    SOURCE_STEP,
+    STEP_COMMAND,
+    STEP_PREFIX,
+    TERMINATION_PATH,
+    TRIVY_CACHE_DIR,
+)
 from buildwright.core.resolve import (
     OUTPUT_DIRECTORY,
     PARAM_OUTPUT_DIRECTORY,
@@ -64,34 +103,6 @@ from buildwright.core.validation import (
     source_secret,
 )
 
-# --- names and paths shared with the steps, the status code and the kubelet stand-in -------
-STEP_PREFIX = "step-"
-SOURCE_STEP = "source-default"
-LOCAL_SOURCE_STEP = "source-local"
-IMAGE_PROCESSING_STEP = "image-processing"
-RESULTS_CONTAINER = "step-results"
-STEP_COMMAND = "buildwright-step"
-
-HOME_DIR = "/tekton/home"
-RESULTS_DIR = "/tekton/results"
-DOCKER_CONFIG_DIR = f"{HOME_DIR}/.docker"
-SOURCE_SECRET_PATH = "/workspace/shp-source-secret"
-PULL_SECRET_PATH = "/workspace/shp-pull-secret"
-PUSH_SECRET_PATH = "/workspace/shp-push-secret"
-TRIVY_CACHE_DIR = "/trivy-cache-data"
-LOCAL_TMP_DIR = "/shp-tmp"
-TERMINATION_PATH = "/tekton/termination"
-"""Every step's terminationMessagePath: the entrypoint (this is its default) and our own steps
-write results here."""
-
-PREPARE_CONTAINER = "prepare"
-ENTRYPOINT_IN_STEP_IMAGE = "/usr/local/bin/tekton-entrypoint"
-"""Where the step image (the operator's image) carries Tekton's entrypoint binary."""
-ENTRYPOINT_DIR = "/tekton/bin"
-ENTRYPOINT = f"{ENTRYPOINT_DIR}/entrypoint"
-RUN_DIR = "/tekton/run"
-"""Per step `<index>/out` (or `out.err`) marks its end for the next step."""
-
 VOLUME_SOURCE = "shp-source"
 VOLUME_HOME = "shp-home"
 VOLUME_RESULTS = "shp-results"
@@ -102,23 +113,6 @@ VOLUME_LOCAL_TMP = "shp-local-tmp"
 VOLUME_ENTRYPOINT = "tekton-internal-bin"
 VOLUME_RUN = "tekton-internal-run"
 
-RESULT_IMAGE_DIGEST = "shp-image-digest"
-RESULT_IMAGE_SIZE = "shp-image-size"
-RESULT_IMAGE_VULNERABILITIES = "shp-image-vulnerabilities"
-RESULT_ERROR_REASON = "shp-error-reason"
-RESULT_ERROR_MESSAGE = "shp-error-message"
-RESULT_COMMIT_SHA = "shp-source-default-commit-sha"
-RESULT_COMMIT_AUTHOR = "shp-source-default-commit-author"
-RESULT_BRANCH_NAME = "shp-source-default-branch-name"
-RESULT_SOURCE_IMAGE_DIGEST = "shp-source-default-image-digest"
-RESULT_SOURCE_TIMESTAMP = "shp-source-default-source-timestamp"
-
-LABEL_BUILDRUN_NAME = "buildrun.shipwright.io/name"
-LABEL_BUILDRUN_GENERATION = "buildrun.shipwright.io/generation"
-LABEL_BUILD_NAME = "build.shipwright.io/name"
-LABEL_BUILD_GENERATION = "build.shipwright.io/generation"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "buildwright"
 
 DEFAULT_VULNERABILITY_COUNT_LIMIT = 50
 DEFAULT_LOCAL_SOURCE_TIMEOUT = "60s"
@@ -639,11 +633,6 @@ def _image_processing_container(
 
 # --- ordering the steps -----------------------------------------------------------------------
 
-ENTRYPOINT_RESULTS = (RESULT_ERROR_REASON, RESULT_ERROR_MESSAGE)
-"""Result files the entrypoint folds into the termination message of a step that does not
-write its own (the strategy's steps, image processing): a failed step's cause."""
-
-
 def _post_file(index: int) -> str:
     return f"{RUN_DIR}/{index}/out"
 
@@ -687,7 +676,7 @@ def _sequence(steps: list[dict[str, Any]], own_reporters: set[str]) -> None:
             "-post_file", _post_file(index), "-step_metadata_dir", f"{RUN_DIR}/{index}/status"
         ]  # fmt: skip
         if container["name"] not in own_reporters:
-            flags += ["-results", ",".join(ENTRYPOINT_RESULTS)]
+            flags += ["-results", ",".join(ERROR_RESULTS)]
         flags += ["-entrypoint", command[0], "--", *command[1:], *(container.get("args") or [])]
         container["command"] = [ENTRYPOINT]
         container["args"] = flags

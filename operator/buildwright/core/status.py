@@ -46,18 +46,31 @@ from buildwright.api.v1beta1 import (
     Vulnerability,
 )
 from buildwright.core import reasons
+from buildwright.core.contract import (
+    ERROR_RESULTS,
+    IMAGE_PROCESSING_CONTAINER,
+    RESULT_BRANCH_NAME,
+    RESULT_COMMIT_AUTHOR,
+    RESULT_COMMIT_SHA,
+    RESULT_ERROR_MESSAGE,
+    RESULT_ERROR_REASON,
+    RESULT_IMAGE_DIGEST,
+    RESULT_IMAGE_SIZE,
+    RESULT_IMAGE_VULNERABILITIES,
+    RESULT_SOURCE_IMAGE_DIGEST,
+    RESULT_SOURCE_TIMESTAMP,
+    VULNERABILITIES_EXIT_CODE,
+    parse_termination_message,
+)
 from buildwright.core.durations import format_go_duration
 from buildwright.core.quoting import go_quote
 from buildwright.core.resolve import buildrun_timeout_seconds
-from buildwright.steps.resultfiles import parse_termination_message
 
 SUCCEEDED_CONDITION = "Succeeded"
 EXECUTOR_KIND = "Pod"
 CANCELED_STATE = "BuildRunCanceled"
 
-IMAGE_PROCESSING_CONTAINER = "step-image-processing"
 # image-processing exits with this code when failOnFinding found vulnerabilities (spec §3.4).
-VULNERABILITIES_EXIT_CODE = 22
 
 MSG_RUNNING = "Not all Steps in the Task have finished executing"
 MSG_SUCCEEDED = "All Steps have completed executing"
@@ -73,17 +86,6 @@ _IMAGE_PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImag
 _CONFIG_ERROR = "CreateContainerConfigError"
 _RECOVERABLE_CONFIG_ERROR = "failed to create subPath directory"
 
-_RESULT_DIGEST = "shp-image-digest"
-_RESULT_SIZE = "shp-image-size"
-_RESULT_VULNERABILITIES = "shp-image-vulnerabilities"
-_RESULT_ERROR_REASON = "shp-error-reason"
-_RESULT_ERROR_MESSAGE = "shp-error-message"
-_ERROR_RESULTS = frozenset({_RESULT_ERROR_REASON, _RESULT_ERROR_MESSAGE})
-_RESULT_COMMIT_SHA = "shp-source-default-commit-sha"
-_RESULT_COMMIT_AUTHOR = "shp-source-default-commit-author"
-_RESULT_BRANCH_NAME = "shp-source-default-branch-name"
-_RESULT_SOURCE_DIGEST = "shp-source-default-image-digest"
-_RESULT_SOURCE_TIMESTAMP = "shp-source-default-source-timestamp"
 
 Severity = Literal["critical", "high", "medium", "low", "unknown"]
 _SEVERITIES: dict[str, Severity] = {"L": "low", "M": "medium", "H": "high", "C": "critical"}
@@ -298,19 +300,19 @@ def _results(steps: list[_Step]) -> dict[str, str]:
             continue
         parsed = _json_results(step.termination_message) or {}
         results.update(
-            (key, value) for key, value in parsed.items() if key not in _ERROR_RESULTS
+            (key, value) for key, value in parsed.items() if key not in ERROR_RESULTS
         )
     return results
 
 
 def _output(results: Mapping[str, str]) -> OutputResult | None:
-    digest = results.get(_RESULT_DIGEST) or None
+    digest = results.get(RESULT_IMAGE_DIGEST) or None
     size: int | None = None
     try:
-        size = int(results.get(_RESULT_SIZE, "").strip())
+        size = int(results.get(RESULT_IMAGE_SIZE, "").strip())
     except ValueError:
         size = None
-    vulnerabilities = _vulnerabilities(results.get(_RESULT_VULNERABILITIES, ""))
+    vulnerabilities = _vulnerabilities(results.get(RESULT_IMAGE_VULNERABILITIES, ""))
     if digest is None and size is None and not vulnerabilities:
         return None
     return OutputResult(digest=digest, size=size, vulnerabilities=vulnerabilities or None)
@@ -330,13 +332,13 @@ def _vulnerabilities(text: str) -> list[Vulnerability]:
 
 def _source(results: Mapping[str, str]) -> SourceResult | None:
     git = GitSourceResult(
-        commit_sha=results.get(_RESULT_COMMIT_SHA) or None,
-        commit_author=results.get(_RESULT_COMMIT_AUTHOR) or None,
-        branch_name=results.get(_RESULT_BRANCH_NAME) or None,
+        commit_sha=results.get(RESULT_COMMIT_SHA) or None,
+        commit_author=results.get(RESULT_COMMIT_AUTHOR) or None,
+        branch_name=results.get(RESULT_BRANCH_NAME) or None,
     )
     has_git = any((git.commit_sha, git.commit_author, git.branch_name))
-    digest = results.get(_RESULT_SOURCE_DIGEST) or None
-    timestamp = _epoch_to_rfc3339(results.get(_RESULT_SOURCE_TIMESTAMP, ""))
+    digest = results.get(RESULT_SOURCE_IMAGE_DIGEST) or None
+    timestamp = _epoch_to_rfc3339(results.get(RESULT_SOURCE_TIMESTAMP, ""))
     if not has_git and digest is None and timestamp is None:
         return None
     return SourceResult(
@@ -371,8 +373,8 @@ def _error_details(steps: list[_Step]) -> tuple[str | None, str | None]:
             if text.strip():
                 message = text.strip()
             continue
-        reason = parsed.get(_RESULT_ERROR_REASON) or reason
-        message = parsed.get(_RESULT_ERROR_MESSAGE) or message
+        reason = parsed.get(RESULT_ERROR_REASON) or reason
+        message = parsed.get(RESULT_ERROR_MESSAGE) or message
     return reason, message
 
 

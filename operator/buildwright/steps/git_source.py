@@ -43,6 +43,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from buildwright.core.contract import (
+    RESULT_ERROR_MESSAGE,
+    RESULT_ERROR_REASON,
+    render_termination_message,
+)
+
 # Reasons of the Shipwright API (spec §3.5), written to shp-error-reason; one definition
 # for the step and the operator.
 from buildwright.core.reasons import (
@@ -57,7 +63,7 @@ from buildwright.core.reasons import (
     GIT_SSH_AUTH_EXPECTED,
     GIT_SSH_AUTH_UNEXPECTED,
 )
-from buildwright.steps.resultfiles import render_termination_message, write_result
+from buildwright.steps.resultfiles import write_result
 
 SECRET_USERNAME = "username"
 SECRET_PASSWORD = "password"
@@ -718,7 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_result(args.result_file_error_message, message)
     if args.termination_log:
         report = render_termination_message(
-            {"shp-error-reason": reason, "shp-error-message": message}
+            {RESULT_ERROR_REASON: reason, RESULT_ERROR_MESSAGE: message}
         )
         try:
             with open(args.termination_log, "w", encoding="utf-8") as log:
