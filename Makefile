@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: venv control-plane entrypoint shp lint typecheck unit integration test chaos crds cluster cluster-down run e2e-local e2e-kind bench clean
+.PHONY: generated venv control-plane entrypoint shp lint typecheck unit integration test chaos crds cluster cluster-down run e2e-local e2e-kind bench clean
 
 $(BIN)/buildwright: pyproject.toml localcluster/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench: venv control-plane
 
 crds: venv
 	$(BIN)/python -m buildwright.api.crdgen crds
+
+# Everything generated from the code: the CRDs and the table of reasons.
+generated: crds
+	$(BIN)/python -c "from buildwright.core.reasons import reasons_table; print(reasons_table(), end='')" > docs/reasons.md
 
 cluster: venv control-plane
 	$(BIN)/python -m buildwright_localcluster up --kubeconfig $(KUBECONFIG_LOCAL)

@@ -19,8 +19,8 @@ import pytest
 
 from buildwright.api.base import Condition
 from buildwright.api.v1beta1 import BuildRun
-from buildwright.core import reasons
 from buildwright.core.contract import render_termination_message
+from buildwright.core.reasons import Reason
 from buildwright.core.status import (
     LOG_TAIL_BYTES,
     LOG_TAIL_LINES,
@@ -493,7 +493,7 @@ def test_failing_git_step_json_termination_message_gives_the_reason() -> None:
     )
     assert update.failure_details is not None
     assert update.failure_details.to_wire() == {
-        "reason": reasons.GIT_AUTH_INVALID_USER_OR_PASS,
+        "reason": Reason.GIT_AUTH_INVALID_USER_OR_PASS,
         "message": "Invalid username or password for https://git.local/org/app",
         "location": {"pod": POD, "container": "step-source-default"},
     }

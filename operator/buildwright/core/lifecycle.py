@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from buildwright.api.v1beta1 import BuildRun
-from buildwright.core import reasons
-from buildwright.core.reasons import Failure
+from buildwright.core.reasons import Failure, Reason
 from buildwright.core.resolve import buildrun_timeout_seconds as declared_timeout_seconds
 from buildwright.core.status import (
     MSG_CANCELED_BEFORE_START,
@@ -48,7 +47,7 @@ def canceled_status(
     if pod is None:
         return StatusUpdate(
             condition=make_condition(
-                buildrun, "False", reasons.BUILDRUN_CANCELED, MSG_CANCELED_BEFORE_START, now
+                buildrun, "False", Reason.BUILDRUN_CANCELED, MSG_CANCELED_BEFORE_START, now
             ),
             completion_time=rfc3339(now),
         )
@@ -97,7 +96,7 @@ def timeout_status(
         seconds = float(int(elapsed_seconds(buildrun, now) or 0))
     return StatusUpdate(
         condition=make_condition(
-            buildrun, "False", reasons.BUILDRUN_TIMEOUT, timeout_message(buildrun, seconds), now
+            buildrun, "False", Reason.BUILDRUN_TIMEOUT, timeout_message(buildrun, seconds), now
         ),
         completion_time=rfc3339(now),
         stop_pod=True,
@@ -130,7 +129,7 @@ def pod_rejection(pod_name: str, status: int, message: str) -> Failure | None:
     if quota_exceeded(status, message):
         return None
     return Failure(
-        reasons.POD_CREATION_FAILED,
+        Reason.POD_CREATION_FAILED,
         f'failed to create the build Pod "{pod_name}": {message}'
         " (change the field of the Build, BuildRun or strategy it names)",
     )

@@ -78,6 +78,7 @@ from buildwright.core.contract import (
     TERMINATION_PATH,
     TRIVY_CACHE_DIR,
 )
+from buildwright.core.reasons import Reason
 from buildwright.core.resolve import (
     OUTPUT_DIRECTORY,
     PARAM_OUTPUT_DIRECTORY,
@@ -960,7 +961,7 @@ def render_pod(inputs: PodInputs) -> dict[str, Any] | reasons.Failure:
     try:
         return _render(inputs)
     except _GenerationError as error:
-        return reasons.Failure(reasons.TASKRUN_GENERATION_FAILED, str(error))
+        return reasons.Failure(Reason.TASKRUN_GENERATION_FAILED, str(error))
 
 
 def required_volume_objects(manifest: dict[str, Any]) -> list[tuple[str, str]]:

@@ -36,6 +36,7 @@ from buildwright.api.v1beta1 import (
 )
 from buildwright.core import reasons
 from buildwright.core.durations import parse_duration
+from buildwright.core.reasons import Reason
 
 SOURCE_ROOT = "/workspace/source"
 OUTPUT_DIRECTORY = "/workspace/output-image"
@@ -345,7 +346,7 @@ def _resolve_single(
 
 def _no_value(name: str) -> reasons.Failure:
     return reasons.Failure(
-        reasons.TASKRUN_GENERATION_FAILED,
+        Reason.TASKRUN_GENERATION_FAILED,
         f"{PARAMETERS_PHASE}unexpected parameter without any value: {name}",
     )
 

@@ -45,7 +45,6 @@ from buildwright.api.v1beta1 import (
     SourceResult,
     Vulnerability,
 )
-from buildwright.core import reasons
 from buildwright.core.contract import (
     ERROR_RESULTS,
     IMAGE_PROCESSING_CONTAINER,
@@ -64,13 +63,12 @@ from buildwright.core.contract import (
 )
 from buildwright.core.durations import format_go_duration
 from buildwright.core.quoting import go_quote
+from buildwright.core.reasons import Reason
 from buildwright.core.resolve import buildrun_timeout_seconds
 
 SUCCEEDED_CONDITION = "Succeeded"
 EXECUTOR_KIND = "Pod"
 CANCELED_STATE = "BuildRunCanceled"
-
-# image-processing exits with this code when failOnFinding found vulnerabilities (spec §3.4).
 
 MSG_RUNNING = "Not all Steps in the Task have finished executing"
 MSG_SUCCEEDED = "All Steps have completed executing"
@@ -185,9 +183,9 @@ def missing_pod_update(buildrun: BuildRun, pod_name: str, now: datetime) -> Stat
     A canceled run whose Pod is gone was stopped by us; should the status write after the
     Pod's deletion have been lost, the retry still reports the cancellation."""
     if is_canceled(buildrun):
-        reason, message = reasons.BUILDRUN_CANCELED, MSG_CANCELED
+        reason, message = Reason.BUILDRUN_CANCELED, MSG_CANCELED
     else:
-        reason, message = reasons.TASKRUN_IS_MISSING, f"taskRun {pod_name} doesn't exist"
+        reason, message = Reason.TASKRUN_IS_MISSING, f"taskRun {pod_name} doesn't exist"
     return StatusUpdate(
         condition=make_condition(buildrun, "False", reason, message, now),
         completion_time=rfc3339(now),
@@ -397,7 +395,7 @@ def _waiting_message(pod: Mapping[str, Any], steps: list[_Step]) -> str:
             )
     if status.get("message"):
         return str(status["message"])
-    return reasons.PENDING
+    return Reason.PENDING
 
 
 def _exceeds_node_resources(pod: Mapping[str, Any]) -> bool:
@@ -503,15 +501,15 @@ def _decide(
 
     if is_canceled(buildrun):
         if succeeded:
-            return _Outcome("True", reasons.SUCCEEDED, MSG_COMPLETED_BEFORE_CANCEL, terminal=True)
+            return _Outcome("True", Reason.SUCCEEDED, MSG_COMPLETED_BEFORE_CANCEL, terminal=True)
         if not failed or metadata.get("deletionTimestamp"):
             # Ours to stop; a Pod we are deleting reports its killed steps as failures.
             return _Outcome(
-                "False", reasons.BUILDRUN_CANCELED, MSG_CANCELED, terminal=True, stop_pod=True
+                "False", Reason.BUILDRUN_CANCELED, MSG_CANCELED, terminal=True, stop_pod=True
             )
 
     if succeeded:
-        return _Outcome("True", reasons.SUCCEEDED, MSG_SUCCEEDED, terminal=True)
+        return _Outcome("True", Reason.SUCCEEDED, MSG_SUCCEEDED, terminal=True)
     if failed:
         return _failure(buildrun, pod_name, namespace, status, steps, failed_step, now)
 
@@ -519,23 +517,23 @@ def _decide(
     elapsed = elapsed_seconds(buildrun, now)
     if timeout is not None and elapsed is not None and elapsed >= timeout:
         return _Outcome(
-            "False", reasons.BUILDRUN_TIMEOUT, timeout_message(buildrun, timeout),
+            "False", Reason.BUILDRUN_TIMEOUT, timeout_message(buildrun, timeout),
             terminal=True, stop_pod=True,
         )
 
     if _exceeds_node_resources(pod):
-        return _Outcome("Unknown", reasons.EXCEEDED_NODE_RESOURCES, MSG_EXCEEDED_NODE_RESOURCES)
+        return _Outcome("Unknown", Reason.EXCEEDED_NODE_RESOURCES, MSG_EXCEEDED_NODE_RESOURCES)
     if _config_error(steps):
         return _Outcome(
-            "False", reasons.CREATE_CONTAINER_CONFIG_ERROR, MSG_CONFIG_ERROR,
+            "False", Reason.CREATE_CONTAINER_CONFIG_ERROR, MSG_CONFIG_ERROR,
             terminal=True, stop_pod=True,
         )
     if _image_pull_error(steps):
-        return _Outcome("Unknown", reasons.PULL_IMAGE_FAILED, _waiting_message(pod, steps))
+        return _Outcome("Unknown", Reason.PULL_IMAGE_FAILED, _waiting_message(pod, steps))
     started = any(step.running is not None or step.terminated is not None for step in steps)
     if phase == "Running" or started:
-        return _Outcome("Unknown", reasons.RUNNING, MSG_RUNNING)
-    return _Outcome("Unknown", reasons.PENDING, _waiting_message(pod, steps))
+        return _Outcome("Unknown", Reason.RUNNING, MSG_RUNNING)
+    return _Outcome("Unknown", Reason.PENDING, _waiting_message(pod, steps))
 
 
 def _failure(
@@ -557,16 +555,16 @@ def _failure(
             # Whole seconds: the message shows how long the run had, not clock jitter.
             seconds = float(int(elapsed_seconds(buildrun, now, status.get("startTime")) or 0))
         return _Outcome(
-            "False", reasons.BUILDRUN_TIMEOUT, timeout_message(buildrun, seconds), terminal=True
+            "False", Reason.BUILDRUN_TIMEOUT, timeout_message(buildrun, seconds), terminal=True
         )
     if status.get("reason") == "Evicted":
         return _Outcome(
-            "False", reasons.POD_EVICTED, str(status.get("message", "")),
+            "False", Reason.POD_EVICTED, str(status.get("message", "")),
             terminal=True, details=where_only,
         )
     if failed_step is None:
         return _Outcome(
-            "False", reasons.FAILED,
+            "False", Reason.FAILED,
             f"buildrun failed due to an unexpected error in pod {pod_name}: for detailed "
             f"information: kubectl --namespace {namespace} logs {pod_name} --all-containers",
             terminal=True, details=where_only,
@@ -576,7 +574,7 @@ def _failure(
     hint = _logs_hint(namespace, pod_name, container)
     if (failed_step.terminated or {}).get("reason") == "OOMKilled":
         return _Outcome(
-            "False", reasons.STEP_OUT_OF_MEMORY,
+            "False", Reason.STEP_OUT_OF_MEMORY,
             f"buildrun step {container} failed due to out-of-memory, for detailed information: "
             + hint,
             terminal=True, details=where_only,
@@ -586,13 +584,13 @@ def _failure(
     vulnerable = failed_step.exit_code == VULNERABILITIES_EXIT_CODE
     if container == IMAGE_PROCESSING_CONTAINER and vulnerable:
         return _Outcome(
-            "False", reasons.VULNERABILITIES_FOUND,
+            "False", Reason.VULNERABILITIES_FOUND,
             "Vulnerabilities have been found in the image which can be seen in the buildrun "
             "status. For detailed information,see " + hint,
             terminal=True, details=full,
         )
     return _Outcome(
-        "False", reasons.FAILED,
+        "False", Reason.FAILED,
         f"buildrun step {container} failed, for detailed information: " + hint,
         terminal=True, details=full,
     )
@@ -611,7 +609,7 @@ def log_tail_wanted(buildrun: BuildRun, update: StatusUpdate) -> str | None:
     Asked once, when the end is first written, not on every later event."""
     condition = update.condition
     details = update.failure_details
-    if not update.terminal or condition is None or condition.reason != reasons.FAILED:
+    if not update.terminal or condition is None or condition.reason != Reason.FAILED:
         return None
     if details is None or details.message or details.location is None:
         return None

@@ -49,7 +49,7 @@ from buildwright.core.labels import (
 )
 from buildwright.core.parameters import merge_param_values, validate_parameters
 from buildwright.core.quoting import go_quote
-from buildwright.core.reasons import Failure
+from buildwright.core.reasons import Failure, Reason
 
 AnyStrategy = BuildStrategy | ClusterBuildStrategy
 #: A validator bound to its inputs; lists of these run lazily, in order.
@@ -181,7 +181,7 @@ class BuildRegistration:
         }
 
 
-REGISTERED = BuildRegistration(True, reasons.SUCCEEDED, reasons.ALL_VALIDATIONS_SUCCEEDED)
+REGISTERED = BuildRegistration(True, Reason.SUCCEEDED, reasons.ALL_VALIDATIONS_SUCCEEDED)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,24 +349,24 @@ def validate_source_url(build: Build, repository_probe: str | None) -> Failure |
         return None
     if setting != "true":
         return Failure(
-            reasons.REMOTE_REPOSITORY_UNREACHABLE,
+            Reason.REMOTE_REPOSITORY_UNREACHABLE,
             f"the annotation {VERIFY_REPOSITORY_ANNOTATION} was not properly defined,"
             " supported values are true or false",
         )
     protocol, error = _classify_git_url(git.url)
     if error is not None:
-        return Failure(reasons.REMOTE_REPOSITORY_UNREACHABLE, error)
+        return Failure(Reason.REMOTE_REPOSITORY_UNREACHABLE, error)
     if protocol in ("http", "https"):
         if repository_probe is None:
             return None
         if repository_probe == PROBE_AUTH_REQUIRED:
-            return Failure(reasons.REMOTE_REPOSITORY_UNREACHABLE, "remote repository unreachable")
-        return Failure(reasons.REMOTE_REPOSITORY_UNREACHABLE, repository_probe)
+            return Failure(Reason.REMOTE_REPOSITORY_UNREACHABLE, "remote repository unreachable")
+        return Failure(Reason.REMOTE_REPOSITORY_UNREACHABLE, repository_probe)
     if protocol == "file":
-        return Failure(reasons.REMOTE_REPOSITORY_UNREACHABLE, "invalid source url")
+        return Failure(Reason.REMOTE_REPOSITORY_UNREACHABLE, "invalid source url")
     if protocol == "ssh":
         return Failure(
-            reasons.REMOTE_REPOSITORY_UNREACHABLE, "the source url requires authentication"
+            Reason.REMOTE_REPOSITORY_UNREACHABLE, "the source url requires authentication"
         )
     return None
 
@@ -375,14 +375,14 @@ def validate_secrets(spec: BuildSpec, existing_secrets: frozenset[str]) -> Failu
     """#3 secrets: push and source secret exist (a shared name counts as the source's)."""
     wanted: dict[str, str] = {}
     if spec.output.push_secret is not None:
-        wanted[spec.output.push_secret] = reasons.SPEC_OUTPUT_SECRET_REF_NOT_FOUND
+        wanted[spec.output.push_secret] = Reason.SPEC_OUTPUT_SECRET_REF_NOT_FOUND
     source = source_secret(spec)
     if source is not None:
-        wanted[source] = reasons.SPEC_SOURCE_SECRET_REF_NOT_FOUND
+        wanted[source] = Reason.SPEC_SOURCE_SECRET_REF_NOT_FOUND
     missing = sorted(name for name in wanted if not name or name not in existing_secrets)
     if len(missing) > 1:
         return Failure(
-            reasons.MULTIPLE_SECRET_REF_NOT_FOUND, "missing secrets are " + ",".join(missing)
+            Reason.MULTIPLE_SECRET_REF_NOT_FOUND, "missing secrets are " + ",".join(missing)
         )
     if missing:
         return Failure(wanted[missing[0]], f"referenced secret {missing[0]} not found")
@@ -406,7 +406,7 @@ def volume_source_failure(volume: Volume, extra_sources: frozenset[str]) -> Fail
     if not refused:
         return None
     return Failure(
-        reasons.VOLUME_SOURCE_NOT_ALLOWED,
+        Reason.VOLUME_SOURCE_NOT_ALLOWED,
         f"Volume {go_quote(volume.name)} uses {', '.join(refused)}, which Builds and BuildRuns"
         f" may not use; allowed: {', '.join(sorted(SAFE_VOLUME_SOURCES | extra_sources))}",
     )
@@ -424,12 +424,12 @@ def volumes_failure(
         declared = by_name.get(volume.name)
         if declared is None:
             return Failure(
-                reasons.UNDEFINED_VOLUME,
+                Reason.UNDEFINED_VOLUME,
                 f"Volume {go_quote(volume.name)} is not defined in the Strategy",
             )
         if not declared.overridable:
             return Failure(
-                reasons.VOLUME_NOT_OVERRIDABLE,
+                Reason.VOLUME_NOT_OVERRIDABLE,
                 f"Volume {go_quote(volume.name)} is not overridable in the Strategy",
             )
         refused = volume_source_failure(volume, extra_sources)
@@ -446,7 +446,7 @@ def step_resources_failure(
     for override in overrides or ():
         if override.name not in steps:
             return Failure(
-                reasons.UNDEFINED_STEP_RESOURCE,
+                Reason.UNDEFINED_STEP_RESOURCE,
                 f"stepResources references step {go_quote(override.name)}"
                 " which does not exist in the build strategy",
             )
@@ -464,7 +464,7 @@ def validate_strategy(
     name = spec.strategy.name
     if kind not in (NAMESPACED_STRATEGY_KIND, CLUSTER_STRATEGY_KIND):
         return Failure(
-            reasons.UNKNOWN_BUILD_STRATEGY_KIND,
+            Reason.UNKNOWN_BUILD_STRATEGY_KIND,
             f"unknown strategy kind {kind} used, must be one of"
             f" {NAMESPACED_STRATEGY_KIND}, or {CLUSTER_STRATEGY_KIND}",
         )
@@ -473,11 +473,11 @@ def validate_strategy(
     if strategy is None:
         if kind == NAMESPACED_STRATEGY_KIND:
             return Failure(
-                reasons.BUILD_STRATEGY_NOT_FOUND,
+                Reason.BUILD_STRATEGY_NOT_FOUND,
                 f"buildStrategy {name} does not exist in namespace {namespace}",
             )
         return Failure(
-            reasons.CLUSTER_BUILD_STRATEGY_NOT_FOUND, f"clusterBuildStrategy {name} does not exist"
+            Reason.CLUSTER_BUILD_STRATEGY_NOT_FOUND, f"clusterBuildStrategy {name} does not exist"
         )
     return _last(
         [
@@ -531,25 +531,25 @@ def validate_platforms(
     for index, platform in enumerate(platforms):
         where = f"spec.output.platforms[{index}]"
         if not platform.os or not platform.arch:
-            return Failure(reasons.INVALID_PLATFORM, f"{where} must specify both os and arch")
+            return Failure(Reason.INVALID_PLATFORM, f"{where} must specify both os and arch")
         for field, value, label in (
             ("os", platform.os, LABEL_OS),
             ("arch", platform.arch, LABEL_ARCH),
         ):
             if not _PLATFORM_VALUE.fullmatch(value):
                 return Failure(
-                    reasons.INVALID_PLATFORM,
+                    Reason.INVALID_PLATFORM,
                     f"{where}.{field} {go_quote(value)}: invalid; use the value your Nodes have"
                     f" for label {go_quote(label)}",
                 )
         key = f"{platform.os}/{platform.arch}"
         if key in seen:
-            return Failure(reasons.INVALID_PLATFORM, f"{where} is a duplicate of {key}")
+            return Failure(Reason.INVALID_PLATFORM, f"{where} is a duplicate of {key}")
         seen.add(key)
     for label in (LABEL_OS, LABEL_ARCH):
         if label in (node_selector or {}):
             return Failure(
-                reasons.NODE_SELECTOR_PLATFORM_CONFLICT,
+                Reason.NODE_SELECTOR_PLATFORM_CONFLICT,
                 f"nodeSelector must not contain {go_quote(label)} when spec.output.platforms"
                 " is set; the build controller manages os/arch scheduling",
             )
@@ -569,12 +569,12 @@ def validate_output(spec: BuildSpec) -> Failure | None:
     elif timestamp == "SourceTimestamp":
         if empty_source:
             timestamp_failure = Failure(
-                reasons.OUTPUT_TIMESTAMP_NOT_SUPPORTED,
+                Reason.OUTPUT_TIMESTAMP_NOT_SUPPORTED,
                 "cannot use SourceTimestamp output image setting with an empty build source",
             )
     elif not _is_int64(timestamp):
         timestamp_failure = Failure(
-            reasons.OUTPUT_TIMESTAMP_NOT_VALID,
+            Reason.OUTPUT_TIMESTAMP_NOT_VALID,
             "output timestamp value is invalid, must be Zero, SourceTimestamp, BuildTimestamp,"
             " or number",
         )
@@ -585,7 +585,7 @@ def validate_build_name(name: str) -> Failure | None:
     """#7 buildname: the name must be usable as the build.shipwright.io/name label value."""
     errors = label_value_errors(name)
     if errors:
-        return Failure(reasons.BUILD_NAME_INVALID, ", ".join(errors))
+        return Failure(Reason.BUILD_NAME_INVALID, ", ".join(errors))
     return None
 
 
@@ -598,7 +598,7 @@ def env_failure(
         if not var.name:
             failures.append(
                 Failure(
-                    reasons.SPEC_ENV_NAME_CAN_NOT_BE_BLANK,
+                    Reason.SPEC_ENV_NAME_CAN_NOT_BE_BLANK,
                     "name for environment variable must not be blank",
                 )
             )
@@ -607,7 +607,7 @@ def env_failure(
         if var.value and var.value_from is not None:
             failures.append(
                 Failure(
-                    reasons.SPEC_ENV_ONLY_ONE_OF_VALUE_OR_VALUE_FROM,
+                    Reason.SPEC_ENV_ONLY_ONE_OF_VALUE_OR_VALUE_FROM,
                     "only one of value or valueFrom must be specified",
                 )
             )
@@ -617,7 +617,7 @@ def env_failure(
 def forbidden_env_failure(name: str) -> Failure:
     """SpecEnvNameForbidden for one variable name."""
     return Failure(
-        reasons.SPEC_ENV_NAME_FORBIDDEN,
+        Reason.SPEC_ENV_NAME_FORBIDDEN,
         f"environment variable {go_quote(name)} is forbidden for security reasons",
     )
 
@@ -630,12 +630,12 @@ def validate_triggers(trigger: Trigger | None) -> Failure | None:
         if not when.name:
             failures.append(
                 Failure(
-                    reasons.TRIGGER_NAME_CAN_NOT_BE_BLANK,
+                    Reason.TRIGGER_NAME_CAN_NOT_BE_BLANK,
                     "name is not set on when trigger condition",
                 )
             )
         if when.type == "GitHub":
-            reason = reasons.TRIGGER_INVALID_GITHUB_WEBHOOK
+            reason = Reason.TRIGGER_INVALID_GITHUB_WEBHOOK
             if when.github is None:
                 failures.append(Failure(reason, f"{name} is missing required attribute `.github`"))
             elif not when.github.events:
@@ -643,7 +643,7 @@ def validate_triggers(trigger: Trigger | None) -> Failure | None:
                     Failure(reason, f"{name} is missing required attribute `.github.events`")
                 )
         elif when.type == "Image":
-            reason = reasons.TRIGGER_INVALID_IMAGE
+            reason = Reason.TRIGGER_INVALID_IMAGE
             if when.image is None:
                 failures.append(Failure(reason, f"{name} is missing required attribute `.image`"))
             elif not when.image.names:
@@ -651,7 +651,7 @@ def validate_triggers(trigger: Trigger | None) -> Failure | None:
                     Failure(reason, f"{name} is missing required attribute `.image.names`")
                 )
         elif when.type == "Pipeline":
-            reason = reasons.TRIGGER_INVALID_PIPELINE
+            reason = Reason.TRIGGER_INVALID_PIPELINE
             ref = when.object_ref
             if ref is None:
                 failures.append(
@@ -681,7 +681,7 @@ def validate_triggers(trigger: Trigger | None) -> Failure | None:
         else:
             failures.append(
                 Failure(
-                    reasons.TRIGGER_INVALID_TYPE,
+                    Reason.TRIGGER_INVALID_TYPE,
                     f"{name} contains an invalid type {go_quote(when.type)}",
                 )
             )
@@ -695,7 +695,7 @@ def _node_selector_failures(node_selector: Mapping[str, str] | None) -> list[Fai
         if key_errors:
             failures.append(
                 Failure(
-                    reasons.NODE_SELECTOR_NOT_VALID,
+                    Reason.NODE_SELECTOR_NOT_VALID,
                     "Node selector key not valid: " + ", ".join(key_errors),
                 )
             )
@@ -703,7 +703,7 @@ def _node_selector_failures(node_selector: Mapping[str, str] | None) -> list[Fai
         if value_errors:
             failures.append(
                 Failure(
-                    reasons.NODE_SELECTOR_NOT_VALID,
+                    Reason.NODE_SELECTOR_NOT_VALID,
                     "Node selector value not valid: " + ", ".join(value_errors),
                 )
             )
@@ -737,7 +737,7 @@ def _toleration_failures(toleration: Toleration, *, buildrun: bool) -> list[Fail
         failures.append(_EFFECT_MESSAGE)
     if toleration.toleration_seconds is not None:
         failures.append(_SECONDS_MESSAGE)
-    return [Failure(reasons.TOLERATION_NOT_VALID, message) for message in failures]
+    return [Failure(Reason.TOLERATION_NOT_VALID, message) for message in failures]
 
 
 def validate_tolerations(tolerations: Sequence[Toleration] | None) -> Failure | None:
@@ -756,7 +756,7 @@ def validate_scheduler_name(scheduler_name: str | None) -> Failure | None:
     errors = qualified_name_errors(scheduler_name)
     if errors:
         return Failure(
-            reasons.SCHEDULER_NAME_NOT_VALID, "Scheduler name not valid: " + ", ".join(errors)
+            Reason.SCHEDULER_NAME_NOT_VALID, "Scheduler name not valid: " + ", ".join(errors)
         )
     return None
 
@@ -768,7 +768,7 @@ def validate_runtime_class_name(runtime_class_name: str | None) -> Failure | Non
     errors = dns1123_subdomain_errors(runtime_class_name)
     if errors:
         return Failure(
-            reasons.RUNTIME_CLASS_NAME_NOT_VALID,
+            Reason.RUNTIME_CLASS_NAME_NOT_VALID,
             "RuntimeClassName not valid: " + ", ".join(errors),
         )
     return None
@@ -811,7 +811,7 @@ def validate_build(build: Build, facts: BuildFacts) -> BuildRegistration:
 
 def _override_forbidden(field: str) -> Failure:
     return Failure(
-        reasons.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN,
+        Reason.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN,
         f"cannot use '{field}' override and 'buildSpec' simultaneously",
     )
 
@@ -822,14 +822,14 @@ def validate_buildrun_fields(spec: BuildRunSpec) -> Failure | None:
     # An empty name references nothing (and looking it up would list every Build).
     if build.spec is None and not build.name:
         return Failure(
-            reasons.BUILDRUN_NO_REF_OR_SPEC,
+            Reason.BUILDRUN_NO_REF_OR_SPEC,
             "no build referenced or specified, either 'buildRef' or 'buildSpec' has to be set",
         )
     if build.spec is None:
         return None
     if build.name:
         return Failure(
-            reasons.BUILDRUN_AMBIGUOUS_BUILD,
+            Reason.BUILDRUN_AMBIGUOUS_BUILD,
             "fields 'buildRef' and 'buildSpec' are mutually exclusive",
         )
     if spec.output is not None:
@@ -842,7 +842,7 @@ def validate_buildrun_fields(spec: BuildRunSpec) -> Failure | None:
         return _override_forbidden("timeout")
     if build.spec.trigger is not None:
         return Failure(
-            reasons.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN,
+            Reason.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN,
             "cannot use 'triggers' override in the 'BuildRun', only allowed in the 'Build'",
         )
     if spec.node_selector:
@@ -864,7 +864,7 @@ def validate_buildrun_request(
     """§7.1 steps 1–2: name, field combinations, forbidden names in the BuildRun's env."""
     name_errors = label_value_errors(str(buildrun.metadata.get("name") or ""))
     if name_errors:
-        return Failure(reasons.BUILDRUN_NAME_INVALID, ", ".join(name_errors))
+        return Failure(Reason.BUILDRUN_NAME_INVALID, ", ".join(name_errors))
     fields = validate_buildrun_fields(buildrun.spec)
     if fields is not None:
         return fields
@@ -902,10 +902,10 @@ def validate_embedded_build(
     )
     mismatch = source_mismatch(spec)
     if mismatch is not None:
-        return Failure(reasons.BUILD_REGISTRATION_FAILED, mismatch)
+        return Failure(Reason.BUILD_REGISTRATION_FAILED, mismatch)
     env = env_failure(spec.env, forbidden_env_names(facts.forbidden_env))
     if env is not None:
-        return Failure(reasons.BUILD_REGISTRATION_FAILED, env.message)
+        return Failure(Reason.BUILD_REGISTRATION_FAILED, env.message)
     last = _last(
         [
             last,
@@ -916,7 +916,7 @@ def validate_embedded_build(
     )
     if last is None:
         return None
-    return Failure(reasons.BUILD_REGISTRATION_FAILED, last.message)
+    return Failure(Reason.BUILD_REGISTRATION_FAILED, last.message)
 
 
 def validate_buildrun_overrides(

@@ -22,14 +22,13 @@ from buildwright.core import (
     pod,
     podcheck,
     preflight,
-    reasons,
     resolve,
     retention,
     status,
     validation,
 )
 from buildwright.core import metrics as observed
-from buildwright.core.reasons import Failure
+from buildwright.core.reasons import Failure, Reason
 from buildwright.core.snapshot import bounded_snapshot
 from buildwright.handlers import common
 from buildwright.handlers.context import Context, UnwrittenStart, current
@@ -207,7 +206,7 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         )
 
     if status.is_canceled(buildrun):
-        canceled = Failure(reasons.BUILDRUN_CANCELED, status.MSG_CANCELED_BEFORE_START)
+        canceled = Failure(Reason.BUILDRUN_CANCELED, status.MSG_CANCELED_BEFORE_START)
         await fail(ctx, buildrun, canceled, snapshot=snapshot)
         return
 
@@ -389,7 +388,7 @@ async def prepare_service_account(
         account = await common.get_account(ctx, namespace, requested)
         if account is None:
             return Failure(
-                reasons.SERVICE_ACCOUNT_NOT_FOUND, f"service account {requested} not found"
+                Reason.SERVICE_ACCOUNT_NOT_FOUND, f"service account {requested} not found"
             ), None
     else:
         account = await common.get_account(ctx, namespace, "pipeline")
@@ -440,7 +439,7 @@ async def missing_volume_sources(
         else:
             found = await common.get_configmap(ctx, namespace, ref_name)
         if found is None:
-            return Failure(reasons.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
+            return Failure(Reason.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
     return None
 
 
