@@ -35,7 +35,7 @@ class ReconcileConfig:
 
     status_coalesce_seconds: float = DEFAULT_STATUS_COALESCE_SECONDS
     """How long in-progress status changes of a BuildRun may wait to be written together
-    (`core.status.write_deadline`); 0 writes every change at once."""
+    (`core.status_writes.write_deadline`); 0 writes every change at once."""
 
     extra_volume_sources: frozenset[str] = frozenset()
     """Volume sources Builds and BuildRuns may use in overrides besides the ones the Pod

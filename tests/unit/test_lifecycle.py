@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from buildwright.core import lifecycle
 from buildwright.core.reasons import Failure, Reason
-from buildwright.core.status import status_from_pod, status_patch
+from buildwright.core.status import status_from_pod
+from buildwright.core.status_writes import status_patch
 from tests.unit.test_status import (
     BR,
     CREATED,

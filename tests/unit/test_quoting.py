@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from buildwright.core import status, validation
-from buildwright.core.quoting import go_quote
+from buildwright.core.formats import go_quote
 
 # Expected values as Go 1.22's strconv.Quote prints them.
 CASES = [

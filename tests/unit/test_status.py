@@ -20,20 +20,18 @@ import pytest
 from buildwright.api.base import Condition
 from buildwright.api.v1beta1 import BuildRun
 from buildwright.core.contract import render_termination_message
+from buildwright.core.formats import go_quote
 from buildwright.core.reasons import Reason
 from buildwright.core.status import (
     LOG_TAIL_BYTES,
     LOG_TAIL_LINES,
     StatusUpdate,
-    announced_condition,
-    go_quote,
     log_tail_wanted,
     pod_ending,
     status_from_pod,
-    status_patch,
     with_log_tail,
-    write_deadline,
 )
+from buildwright.core.status_writes import announced_condition, status_patch, write_deadline
 
 NS = "builds"
 BR = "sample-run"

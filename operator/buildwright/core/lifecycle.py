@@ -12,17 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from buildwright.api.v1beta1 import BuildRun
+from buildwright.core.formats import as_utc, parse_time, rfc3339
 from buildwright.core.reasons import Failure, Reason
 from buildwright.core.resolve import buildrun_timeout_seconds as declared_timeout_seconds
 from buildwright.core.status import (
     MSG_CANCELED_BEFORE_START,
     StatusUpdate,
-    as_utc,
     elapsed_seconds,
     make_condition,
     missing_pod_update,
-    parse_time,
-    rfc3339,
     status_from_pod,
     timeout_message,
 )

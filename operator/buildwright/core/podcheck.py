@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from buildwright.core.formats import go_quote
 from buildwright.core.labels import qualified_name_errors
-from buildwright.core.quoting import go_quote
 from buildwright.core.reasons import Failure, Reason
 from buildwright.core.resolve import MAX_ACTIVE_DEADLINE_SECONDS
 

@@ -35,7 +35,7 @@ from buildwright.api.v1beta1 import (
     StepResourceOverride,
 )
 from buildwright.core import reasons
-from buildwright.core.durations import parse_duration
+from buildwright.core.formats import parse_duration
 from buildwright.core.reasons import Reason
 
 SOURCE_ROOT = "/workspace/source"

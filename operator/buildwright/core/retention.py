@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from buildwright.api.v1beta1 import BuildRun
-from buildwright.core.durations import parse_duration
-from buildwright.core.status import current_condition, parse_time
+from buildwright.core.formats import parse_duration, parse_time
+from buildwright.core.status import current_condition
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 

@@ -42,13 +42,13 @@ from buildwright.api.v1beta1 import (
     Trigger,
 )
 from buildwright.core import preflight, reasons, references
+from buildwright.core.formats import go_quote
 from buildwright.core.labels import (
     dns1123_subdomain_errors,
     label_value_errors,
     qualified_name_errors,
 )
 from buildwright.core.parameters import merge_param_values, validate_parameters
-from buildwright.core.quoting import go_quote
 from buildwright.core.reasons import Failure, Reason
 
 AnyStrategy = BuildStrategy | ClusterBuildStrategy

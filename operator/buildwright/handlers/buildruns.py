@@ -25,6 +25,7 @@ from buildwright.core import (
     resolve,
     retention,
     status,
+    status_writes,
     validation,
 )
 from buildwright.core import metrics as observed
@@ -450,7 +451,8 @@ async def fail(
     spec `snapshot` when the run got that far."""
     meta = buildrun.metadata
     current_status = buildrun.status.to_wire() if buildrun.status else {}
-    patch = status.status_patch(current_status, lifecycle.failure_status(failure, common.now()))
+    update = lifecycle.failure_status(failure, common.now())
+    patch = status_writes.status_patch(current_status, update)
     if patch is None:
         return
     if snapshot is not None:
@@ -526,13 +528,13 @@ async def write_status(
     ctx: Context, buildrun: BuildRun, update: Any, *, snapshot: dict[str, Any] | None = None
 ) -> None:
     """Write what `update` changes (and the build spec `snapshot`, when given), now or, for
-    in-progress changes, at the deadline `core.status.write_deadline` sets (a scheduled
+    in-progress changes, at the deadline `core.status_writes.write_deadline` sets (a scheduled
     reconcile then writes whatever the Pod says by that time). The end of the run is announced
     with an Event, so `kubectl describe` tells how it ended."""
     meta = buildrun.metadata
     key = (meta["namespace"], meta["name"])
     current_status = buildrun.status.to_wire() if buildrun.status else {}
-    patch = status.status_patch(current_status, update)
+    patch = status_writes.status_patch(current_status, update)
     if snapshot is not None:
         patch = {**(patch or {}), "buildSpec": snapshot}
     now = common.now()
@@ -541,7 +543,7 @@ async def write_status(
         if due is not None and due <= now:
             forget_pending_status(ctx, key)
         return
-    deadline = status.write_deadline(
+    deadline = status_writes.write_deadline(
         update, due=ctx.status_due.get(key), now=now, window=ctx.config.status_coalesce_seconds
     )
     if deadline is not None:
@@ -566,7 +568,7 @@ async def write_status(
             meta["namespace"], meta["name"], after.status, after.reason, after.message,
             extra=logs.about("BuildRun", meta["namespace"], meta["name"]),
         )  # fmt: skip
-    if status.announced_condition(_condition(buildrun), after) is not None:
+    if status_writes.announced_condition(_condition(buildrun), after) is not None:
         await announce_end(ctx, new, updated)
     if new.status is not None and new.status.completion_time:
         if buildrun.status is None or not buildrun.status.completion_time:
