@@ -77,7 +77,7 @@ def source_spec(source: dict[str, Any]) -> BuildSpec:
 def test_validation_checks_the_secret_the_pod_mounts(source: dict[str, Any], secret: str) -> None:
     spec = source_spec(source)
     assert validation.source_secret(spec) == secret
-    assert pod._source_secret(spec) == (secret or None)
+    assert pod.source_secret_of(spec) == (secret or None)
     assert validation.referenced_secrets(spec) == ({secret} if secret else set())
 
 

@@ -10,25 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 SERVICE_NAME = "buildwright-webhook"
-
-
 SERVICE_PORT = 443
-
-
 DEFAULT_PORT = 8443
-
-
 DEFAULT_NAMESPACE = "buildwright"
-
-
 DEFAULT_MANAGED_SECRET = "buildwright-webhook-cert"
 
 
 # On shutdown the webhook keeps answering this long (closing each connection after its
 # answer) while the Service takes the terminating Pod out of its endpoints.
 DEFAULT_DRAIN_SECONDS = 3.0
-
-
 _OFF_VALUES = frozenset({"off", "false", "0", "no", "disabled"})
 
 
