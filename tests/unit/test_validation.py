@@ -10,6 +10,7 @@ import pytest
 from buildwright.api.v1beta1 import Build, BuildRun, BuildRunSpec, BuildSpec, ClusterBuildStrategy
 from buildwright.api.v1beta1 import BuildStrategy as NamespacedStrategy
 from buildwright.core import labels
+from buildwright.core.formats import go_quote
 from buildwright.core.reasons import Failure, Reason
 from buildwright.core.validation import (
     PROBE_AUTH_REQUIRED,
@@ -17,7 +18,6 @@ from buildwright.core.validation import (
     BuildFacts,
     BuildRegistration,
     ForbiddenEnvNames,
-    go_quote,
     merged_parameter_failure,
     parse_strategy,
     referenced_secrets,

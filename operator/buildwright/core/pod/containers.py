@@ -29,7 +29,7 @@ from buildwright.core.resolve import (
 from buildwright.core.substitute import (
     result_path,
 )
-from buildwright.core.validation import DEFAULT_FORBIDDEN_ENV_NAMES
+from buildwright.core.validation.env import DEFAULT_FORBIDDEN_ENV_NAMES
 
 DEFAULT_VULNERABILITY_COUNT_LIMIT = 50
 FORBIDDEN_ENV_VAR_NAMES: tuple[str, ...] = DEFAULT_FORBIDDEN_ENV_NAMES
