@@ -1,4 +1,4 @@
-"""Parameter validation (spec §2.8): each reason, its exact message, and the check order."""
+"""Parameter validation: each reason, its exact message, and the check order."""
 
 from __future__ import annotations
 

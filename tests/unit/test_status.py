@@ -1,4 +1,4 @@
-"""BuildRun status from the build Pod: every reason and message of spec §3.4/§3.5, results
+"""BuildRun status from the build Pod: every reason and message of upstream's condition and failureDetails, results
 into output/source, and the minimal status patch.
 
 Most Pods here have the shape of the operator's earlier releases, as a kubelet reports them:

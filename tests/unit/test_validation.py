@@ -1,4 +1,4 @@
-"""Build registration and BuildRun preflight (spec §2.6, §3.1, §3.4, §7.1, §7.6, §7.7)."""
+"""Build registration and BuildRun preflight (docs/buildrun-lifecycle.md, docs/reasons.md)."""
 
 from __future__ import annotations
 
@@ -829,7 +829,7 @@ def test_validators_run_in_order_and_stop_at_first_failure() -> None:
     assert validate_build(b, facts) == REGISTERED
 
 
-# --- BuildRun request (§7.1 steps 1–2) ---------------------------------------------------------
+# --- BuildRun request: name, fields, env ---------------------------------------------------------
 
 
 def test_buildrun_request_valid_reference_and_embedded() -> None:
@@ -932,7 +932,7 @@ def test_buildrun_field_rules_before_forbidden_env() -> None:
     assert failure.reason == Reason.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN
 
 
-# --- embedded build spec (§7.1 step 4) ------------------------------------------------------------
+# --- embedded build spec ------------------------------------------------------------
 
 
 def embedded(**fields: Any) -> BuildSpec:
@@ -1009,7 +1009,7 @@ def test_embedded_scheduling_checks(fields: dict[str, Any], prefix: str) -> None
     assert failure.message.startswith(prefix)
 
 
-# --- BuildRun overrides and merged parameters (§7.1 steps 10–11) ----------------------------------
+# --- BuildRun overrides and merged parameters ----------------------------------
 
 
 def run_spec(**fields: Any) -> BuildRunSpec:

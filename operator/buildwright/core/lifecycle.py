@@ -1,6 +1,6 @@
-"""Decisions about a BuildRun's life that do not come from the Pod's own state (spec §7.4,
-§7.5, §7.10): the run's deadline, cancellation, a vanished Pod, and failures the controller
-decides itself before or instead of running a Pod.
+"""Decisions about a BuildRun's life that do not come from the Pod's own state
+(docs/buildrun-lifecycle.md): the run's deadline, cancellation, a vanished Pod, and failures
+the controller decides itself before or instead of running a Pod.
 
 Every function returns a :class:`~buildwright.core.status.StatusUpdate`, so the shell writes
 all outcomes the same way (`status_patch`, then a merge patch of `status`).
@@ -55,7 +55,7 @@ def canceled_status(
 def timeout_deadline(
     buildrun: BuildRun, effective_timeout_seconds: float | None = None
 ) -> datetime | None:
-    """When the run must be over: creationTimestamp + the effective timeout (§7.4).
+    """When the run must be over: creationTimestamp + the effective timeout.
 
     Measured from the BuildRun's creation, not the Pod's start, so a Pod that never gets
     scheduled still times out (its activeDeadlineSeconds only counts from its start).

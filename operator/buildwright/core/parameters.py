@@ -1,4 +1,4 @@
-"""Validation of paramValues against the parameters a strategy declares (spec §2.8).
+"""Validation of paramValues against the parameters a strategy declares.
 
 The same checks guard Build registration (without the missing-value check: a BuildRun may
 still provide the value) and BuildRun preflight (on Build ∪ BuildRun values, missing values
@@ -103,7 +103,7 @@ def validate_parameters(
     *,
     check_missing: bool,
 ) -> Failure | None:
-    """The first §2.8 check that fails, or None when the values fit the strategy.
+    """The first check that fails, or None when the values fit the strategy.
 
     `check_missing=False` is the Build-level variant (MissingParameterValues not flagged).
     """

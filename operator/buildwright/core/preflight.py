@@ -1,4 +1,4 @@
-"""Decisions a BuildRun needs before its Pod can be rendered (spec §7.1 steps 3–9, §7.9):
+"""Decisions a BuildRun needs before its Pod can be rendered (docs/buildrun-lifecycle.md):
 is its Build usable, is its strategy usable, which labels and owner it carries.
 
 The shell reads the objects; these functions say what they mean, with the exact reasons and

@@ -1,4 +1,4 @@
-"""Which completed BuildRuns to delete, and when (spec §7.9).
+"""Which completed BuildRuns to delete, and when (docs/buildrun-lifecycle.md, "After the end").
 
 Two independent rules: a run's own TTL after it completed (`ttlAfterSucceeded` /
 `ttlAfterFailed`), and per-Build limits on how many succeeded and failed runs to keep.

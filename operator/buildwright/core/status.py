@@ -1,4 +1,4 @@
-"""From the build Pod to the BuildRun's status (spec §3.3–§3.5, §5, §7.2).
+"""From the build Pod to the BuildRun's status (docs/buildrun-lifecycle.md, "While the Pod runs").
 
 Shipwright reads a Tekton TaskRun, which Tekton derived from a Pod. We have no TaskRun, so
 this module applies both translations at once: Tekton's Pod → condition rules (`Pending`,
@@ -153,7 +153,7 @@ def executor_fields(pod_name: str) -> dict[str, Any]:
 
 
 def missing_pod_update(buildrun: BuildRun, pod_name: str, now: datetime) -> StatusUpdate:
-    """The Pod disappeared before the run completed (spec §7.10: `TaskRunIsMissing`).
+    """The Pod disappeared before the run completed (`TaskRunIsMissing`).
 
     A canceled run whose Pod is gone was stopped by us; should the status write after the
     Pod's deletion have been lost, the retry still reports the cancellation."""
@@ -352,7 +352,7 @@ def _error_details(steps: list[_Step]) -> tuple[str | None, str | None]:
 
 
 def _waiting_message(pod: Mapping[str, Any], steps: list[_Step]) -> str:
-    """Tekton's getWaitingMessage: first match wins (spec §3.4)."""
+    """Tekton's getWaitingMessage: first match wins."""
     for step in steps:
         waiting = step.waiting
         if waiting and waiting.get("message"):
@@ -520,7 +520,7 @@ def _failure(
     failed_step: _Step | None,
     now: datetime,
 ) -> _Outcome:
-    """Shipwright's rewrite of a failed executor (spec §3.4 table, §3.5)."""
+    """Shipwright's rewrite of a failed executor: reason, message and failureDetails."""
     location = Location(pod=pod_name, container=failed_step.name if failed_step else None)
     where_only = FailureDetails(location=location)
 

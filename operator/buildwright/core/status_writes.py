@@ -39,9 +39,9 @@ def status_patch(
 ) -> dict[str, Any] | None:
     """The JSON merge patch body for `status` (None when nothing would change).
 
-    A completed BuildRun is final (§7.2): once `completionTime` is set nothing is written.
+    A completed BuildRun is final: once `completionTime` is set nothing is written.
     `startTime` is written once; the condition keeps its lastTransitionTime while its status,
-    reason and message stay the same; failureDetails is replaced as a whole (§3.5).
+    reason and message stay the same; failureDetails is replaced as a whole, as upstream does.
     """
     current = current_status or {}
     if current.get("completionTime"):

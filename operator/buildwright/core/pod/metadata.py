@@ -93,7 +93,7 @@ def buildrun_owner_reference(buildrun: BuildRun) -> dict[str, Any]:
 
 
 def generated_service_account(buildrun: BuildRun, push_secret: str | None) -> dict[str, Any]:
-    """The ServiceAccount of `serviceAccount: .generate` (spec §7.8): named like the BuildRun,
+    """The ServiceAccount of `serviceAccount: .generate`: named like the BuildRun,
     owned by it, no token automount, the push secret linked."""
     name = buildrun.metadata["name"]
     return {

@@ -134,7 +134,7 @@ def _render(inputs: PodInputs) -> dict[str, Any]:
         VOLUME_LOCAL_TMP,
         *declared_volumes,
     }
-    # Only the Build's own push secret is handed to image-processing (spec §7.3).
+    # Only the Build's own push secret is handed to image-processing, as upstream does.
     build_push_secret = inputs.build_spec.output.push_secret or None
     secret_volumes: dict[str, str] = {}
     for secret in (source_secret_of(spec), build_push_secret):
@@ -260,7 +260,7 @@ def _render(inputs: PodInputs) -> dict[str, Any]:
 
 def render_pod(inputs: PodInputs) -> dict[str, Any] | reasons.Failure:
     """The complete build Pod manifest for a validated BuildRun, or the
-    TaskRunGenerationFailed failure that stops it (spec §3.4)."""
+    TaskRunGenerationFailed failure that stops it."""
     try:
         return _render(inputs)
     except GenerationError as error:

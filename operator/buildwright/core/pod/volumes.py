@@ -63,7 +63,7 @@ def unique_volume_name(wanted: str, taken: set[str], secret_name: str) -> str:
 def required_volume_objects(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     """The Secrets and ConfigMaps a rendered Pod mounts without `optional: true`, as
     ("secrets" | "configmaps", name) in volume order: the shell checks they exist before it
-    creates the Pod (VolumeDoesNotExist, spec §7.1 step 13) rather than leave it stuck."""
+    creates the Pod (VolumeDoesNotExist) rather than leave it stuck."""
     wanted: list[tuple[str, str]] = []
 
     def add(kind: str, source: dict[str, Any], name_key: str) -> None:

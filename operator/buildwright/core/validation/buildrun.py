@@ -54,7 +54,7 @@ def _override_forbidden(field: str) -> Failure:
 
 
 def validate_buildrun_fields(spec: BuildRunSpec) -> Failure | None:
-    """§3.1 field rules: exactly one of build.name / build.spec, no overrides with a spec."""
+    """Field rules: exactly one of build.name / build.spec, no overrides with a spec."""
     build = spec.build
     # An empty name references nothing (and looking it up would list every Build).
     if build.spec is None and not build.name:
@@ -98,7 +98,7 @@ def validate_buildrun_fields(spec: BuildRunSpec) -> Failure | None:
 def validate_buildrun_request(
     buildrun: BuildRun, *, forbidden_env: ForbiddenEnvSetting = None
 ) -> Failure | None:
-    """§7.1 steps 1–2: name, field combinations, forbidden names in the BuildRun's env."""
+    """The BuildRun itself: its name, field combinations, forbidden names in its env."""
     name_errors = label_value_errors(str(buildrun.metadata.get("name") or ""))
     if name_errors:
         return Failure(Reason.BUILDRUN_NAME_INVALID, ", ".join(name_errors))
@@ -121,7 +121,7 @@ def validate_embedded_build(
     *,
     namespace: str,
 ) -> Failure | None:
-    """§7.1 step 4 for `build.spec`: BuildRegistrationFailed with the validation message.
+    """An embedded `build.spec`: BuildRegistrationFailed with the validation message.
 
     Runs secrets, strategy, source, env, nodeSelector, tolerations and schedulerName (the
     source-url check has nothing to do: a transient Build has no annotations; its empty name is
@@ -159,7 +159,7 @@ def validate_embedded_build(
 def validate_buildrun_overrides(
     spec: BuildRunSpec, strategy: AnyStrategy, extra_volume_sources: frozenset[str] = frozenset()
 ) -> Failure | None:
-    """§7.1 step 11: the BuildRun's own volumes, stepResources and scheduling fields.
+    """The BuildRun's own volumes, stepResources and scheduling fields.
 
     The first failure wins. Platforms are checked by `validate_buildrun_platforms`.
     """
@@ -196,7 +196,7 @@ def validate_buildrun_platforms(
 def merged_parameter_failure(
     strategy: AnyStrategy, build_spec: BuildSpec, buildrun_spec: BuildRunSpec
 ) -> Failure | None:
-    """§7.1 step 10: §2.8 on Build ∪ BuildRun paramValues (BuildRun wins by name), with
+    """Parameter validation of Build ∪ BuildRun paramValues (BuildRun wins by name), with
     missing required values flagged."""
     merged = merge_param_values(build_spec.param_values, buildrun_spec.param_values)
     return validate_parameters(strategy.spec.parameters, merged, check_missing=True)

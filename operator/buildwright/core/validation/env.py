@@ -12,7 +12,7 @@ from buildwright.core.formats import go_quote
 from buildwright.core.reasons import Failure, Reason
 from buildwright.core.validation.common import last_failure
 
-#: Default of `FORBIDDEN_ENV_VAR_NAMES` (§7.7); an entry ending in `*` is a prefix.
+#: Default of `FORBIDDEN_ENV_VAR_NAMES`; an entry ending in `*` is a prefix.
 DEFAULT_FORBIDDEN_ENV_NAMES: tuple[str, ...] = (
     "LD_*",
     "BASH_FUNC_*",
@@ -77,7 +77,7 @@ ForbiddenEnvSetting = ForbiddenEnvNames | Sequence[str] | None
 
 
 def forbidden_env_names(setting: ForbiddenEnvSetting) -> ForbiddenEnvNames:
-    """The forbidden-name list a setting stands for (None: the default of §7.7)."""
+    """The forbidden-name list a setting stands for (None: the default)."""
     if setting is None:
         return DEFAULT_FORBIDDEN_ENV
     if isinstance(setting, ForbiddenEnvNames):
