@@ -33,6 +33,9 @@ step):
 * ``BundlePullFailed``: bad reference, unreachable registry, image or blob missing, no
   ``linux/amd64`` image in an index, unexpected manifest;
 * ``BundleExtractFailed``: a layer is not a (gzip) tar, or tries to leave the target directory.
+
+One module, over 500 lines: one program that runs in the Pod, read top to bottom (pull,
+resolve the index, stack the layers, write the results); its registry client is `registry.py`.
 """
 
 from __future__ import annotations

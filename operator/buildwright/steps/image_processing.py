@@ -32,6 +32,9 @@ on (it never exits 22).
 
 Credentials: the ``.dockerconfigjson`` of the Secret mounted at ``--secret-path`` if given,
 else ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``. They are never printed.
+
+One module, over 500 lines: one program that runs in the Pod, read top to bottom (load the
+image, mutate it, push it, scan it, write the results); its registry client is `registry.py`.
 """
 
 from __future__ import annotations
