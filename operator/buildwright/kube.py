@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import kopf
+import orjson
 import yarl
 
 from buildwright import metrics
@@ -245,7 +246,7 @@ class Kube:
         url = self._server + path
         if params:
             url += "?" + urlencode(params)
-        data = None if body is None else json.dumps(body)
+        data = None if body is None else orjson.dumps(body)
         headers = {"Content-Type": content_type}
         if accept:
             headers["Accept"] = accept
@@ -257,16 +258,17 @@ class Kube:
                 method, yarl.URL(url, encoded=True), data=data, headers=headers
             ) as response:
                 code = str(response.status)
-                text = await response.text()
+                raw = await response.read()
         finally:
             metrics.current().api_requests.labels(verb, resource.plural, code).inc()
         if response.status >= 400:
             try:
-                status = json.loads(text)
-            except json.JSONDecodeError:
+                status = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                text = raw.decode(errors="replace")
                 raise ApiError(response.status, response.reason or "", text[:500]) from None
             raise ApiError(response.status, status.get("reason", ""), status.get("message", ""))
-        return json.loads(text) if text else None
+        return orjson.loads(raw) if raw else None
 
     async def get(
         self, resource: Resource, namespace: str | None, name: str
@@ -366,7 +368,7 @@ class Kube:
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield json.loads(line)
+                        yield orjson.loads(line)
 
     async def create(
         self,
