@@ -248,12 +248,13 @@ class Informer:
         if kind == "DELETED":
             self._store.drop(meta.get("namespace", ""), meta.get("name", ""))
             await self._gone(obj)
-        else:
-            self._store.put(obj)
+        elif self._store.put(obj):
             await self._changed_object(obj)
 
     async def _changed_object(self, obj: dict[str, Any]) -> None:
-        """`obj` was added or changed (it is stored already)."""
+        """`obj` was added or changed (it is stored already). Not called for a version the
+        store holds already: the answer of the operator's own write, seen again on the watch,
+        or an unchanged object listed again."""
 
     async def _gone(self, obj: dict[str, Any]) -> None:
         """`obj` was deleted (it is no longer stored)."""
@@ -289,6 +290,36 @@ class PodInformer(Informer):
         if buildrun:
             urgent = gone or podview.pod_ending(build_pod)
             self._changed((meta.get("namespace", ""), buildrun), urgent=urgent)
+
+
+class BuildRunInformer(Informer):
+    """Keeps `store` in step with the BuildRuns of `namespaces` (all when empty): calls
+    `changed((namespace, name))` for every BuildRun added or changed, and `gone(key, uid)`
+    for every one deleted. Watched here rather than through kopf, whose machinery per event
+    cost more than the reconcile itself (bench/results.md)."""
+
+    resource = kube.BUILDRUNS
+    what = "BuildRuns"
+
+    def __init__(
+        self,
+        client: kube.Kube,
+        store: Store,
+        changed: Callable[[Key], None],
+        gone: Callable[[Key, str], None],
+        namespaces: list[str] | None = None,
+    ) -> None:
+        super().__init__(client, store, {}, namespaces)
+        self._changed = changed
+        self._went = gone
+
+    async def _changed_object(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        self._changed((meta.get("namespace", ""), meta.get("name", "")))
+
+    async def _gone(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        self._went((meta.get("namespace", ""), meta.get("name", "")), str(meta.get("uid", "")))
 
 
 class SecretInformer(Informer):

@@ -1,5 +1,6 @@
-"""The build Pod informer against the real apiserver: list, watch, and the relist that forgets
-Pods deleted while nobody watched (what an operator restart or an expired watch relies on)."""
+"""The build Pod and BuildRun informers against the real apiserver: list, watch, and the relist
+that forgets objects deleted while nobody watched (what an operator restart or an expired watch
+relies on); what comes back of the operator's own writes is not reported again."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import kopf
 import pytest
 from kubernetes import client
 
-from buildwright.core.cached import build_pod_for_status
-from buildwright.informer import PodInformer
+from buildwright import kube as kube_api
+from buildwright.core.cached import build_pod_for_status, without_bookkeeping
+from buildwright.informer import BuildRunInformer, PodInformer
 from buildwright.kube import Kube
 from buildwright.state import Key, Store
 
@@ -112,6 +114,123 @@ async def test_pods_are_listed_watched_and_forgotten_on_relist(
         delete_now(core_v1, namespace, "run-b-pod")
         await notes.until(lambda: stored() == {"run-c-pod"}, "a deleted Pod forgotten")
         assert (namespace, "run-b") in notes.urgent  # reported with the drop
+    finally:
+        await second.stop()
+        await kube.close()
+
+
+async def test_a_pod_change_to_nothing_kept_is_not_reported(
+    kubeconfig: Path, core_v1: client.CoreV1Api, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    assert info is not None
+    kube = Kube(info)
+    store = Store(build_pod_for_status)
+    notes = Notes()
+    informer = PodInformer(kube, store, notes, namespaces=[namespace])
+    core_v1.create_namespaced_pod(namespace, build_pod("run-d-pod", "run-d"))
+    informer.start()
+    try:
+        await notes.until(lambda: (namespace, "run-d") in notes.changed, "the Pod reported")
+        # The image of a container: no decision reads it (core.cached keeps names and states).
+        core_v1.patch_namespaced_pod("run-d-pod", namespace, {"spec": {"containers": [
+            {"name": "step-results", "image": "registry.invalid/y"}
+        ]}})  # fmt: skip
+        seen = core_v1.read_namespaced_pod("run-d-pod", namespace).metadata.resource_version
+        await notes.until(
+            lambda: (store.get(namespace, "run-d-pod") or {})["metadata"]["resourceVersion"]
+            == seen, "the new version stored",
+        )  # fmt: skip
+        assert notes.changed == [(namespace, "run-d")]
+        core_v1.patch_namespaced_pod("run-d-pod", namespace, {"metadata": {"labels": {"x": "y"}}})
+        await notes.until(lambda: len(notes.changed) == 2, "a change to kept metadata reported")
+    finally:
+        await informer.stop()
+        await kube.close()
+
+
+def a_buildrun(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "shipwright.io/v1beta1", "kind": "BuildRun",
+        "metadata": {"name": name}, "spec": {"build": {"name": "some-build"}},
+    }  # fmt: skip
+
+
+async def test_buildruns_are_listed_watched_and_their_own_writes_not_reported_again(
+    kubeconfig: Path,
+    custom_objects: client.CustomObjectsApi,
+    namespace: str,
+    crds: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    assert info is not None
+    kube = Kube(info)
+    store = Store(without_bookkeeping)
+    changed: list[Key] = []
+    gone: list[tuple[Key, str]] = []
+    notes = Notes()
+
+    def on_change(key: Key) -> None:
+        changed.append(key)
+        notes(key)
+
+    def on_gone(key: Key, uid: str) -> None:
+        gone.append((key, uid))
+        notes(key)
+
+    def create(name: str) -> dict[str, Any]:
+        made: dict[str, Any] = custom_objects.create_namespaced_custom_object(
+            "shipwright.io", "v1beta1", namespace, "buildruns", a_buildrun(name)
+        )
+        return made
+
+    def informer() -> BuildRunInformer:
+        return BuildRunInformer(kube, store, on_change, on_gone, namespaces=[namespace])
+
+    create("listed")
+    first = informer()
+    first.start()
+    try:
+        await notes.until(lambda: (namespace, "listed") in changed, "the listed BuildRun")
+        watched = create("watched")
+        await notes.until(lambda: (namespace, "watched") in changed, "a watched BuildRun")
+        # A status write whose answer the writer stores, as the operator does: its watch
+        # event carries a version the store holds already, and is not reported.
+        answer = await kube.merge_patch(
+            kube_api.BUILDRUNS, namespace, "watched", {"status": {"taskRunName": "x"}},
+            status=True,
+        )  # fmt: skip
+        assert store.put(answer)
+        version = answer["metadata"]["resourceVersion"]
+        marker = create("after-the-write")  # the watch delivers events in order
+        await notes.until(lambda: (namespace, "after-the-write") in changed, "a later event")
+        assert changed.count((namespace, "watched")) == 1
+        assert (store.get(namespace, "watched") or {})["metadata"]["resourceVersion"] == version
+    finally:
+        await first.stop()
+
+    # While nobody watches: "listed" goes. The relist forgets it and says with which uid.
+    listed_uid = (store.get(namespace, "listed") or {})["metadata"]["uid"]
+    custom_objects.delete_namespaced_custom_object(
+        "shipwright.io", "v1beta1", namespace, "buildruns", "listed"
+    )
+    changed.clear()
+    second = informer()
+    second.start()
+    try:
+        await notes.until(lambda: ((namespace, "listed"), listed_uid) in gone, "the relist")
+        # Unchanged since the first informer stored them: nothing to reconcile again.
+        assert changed == []
+        custom_objects.delete_namespaced_custom_object(
+            "shipwright.io", "v1beta1", namespace, "buildruns", "watched"
+        )
+        uid = watched["metadata"]["uid"]
+        await notes.until(lambda: ((namespace, "watched"), uid) in gone, "a watched deletion")
+        assert store.get(namespace, "watched") is None
+        assert marker["metadata"]["name"] == "after-the-write"
     finally:
         await second.stop()
         await kube.close()
