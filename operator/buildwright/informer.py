@@ -116,6 +116,10 @@ class Informer:
 
     resource: kube.Resource
     what: str  # how the log names the objects ("build Pods")
+    # The objects' kind: items of a list do not say it, watch events and write answers do.
+    # Listed objects get it, so that a body reads the same however it arrived (an Event's
+    # involvedObject names it) and the first watch event of an unchanged object is no change.
+    kind = ""
     metadata_only = False
 
     def __init__(
@@ -200,6 +204,9 @@ class Informer:
                 self.resource, namespace, params, metadata_only=self.metadata_only
             )
             for item in page.get("items") or []:
+                if self.kind:
+                    item.setdefault("apiVersion", self.resource.group_version)
+                    item.setdefault("kind", self.kind)
                 meta = item.get("metadata") or {}
                 seen.add((meta.get("namespace", ""), meta.get("name", "")))
                 await self._observe("ADDED", item)
@@ -267,6 +274,7 @@ class PodInformer(Informer):
 
     resource = kube.PODS
     what = "build Pods"
+    kind = "Pod"
 
     def __init__(
         self,
@@ -300,6 +308,7 @@ class BuildRunInformer(Informer):
 
     resource = kube.BUILDRUNS
     what = "BuildRuns"
+    kind = "BuildRun"
 
     def __init__(
         self,

@@ -367,7 +367,7 @@ class Kube:
             async for chunk in response.content.iter_any():
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
-                    if line.strip():
+                    if line and not line.isspace():  # (strip() would copy every event)
                         yield orjson.loads(line)
 
     async def create(

@@ -62,9 +62,10 @@ class Store:
         if stored is not None and _not_newer(uid, version, stored[0], stored[1]):
             return False
         kept = self._keep(body) if self._keep is not None else body
-        # The version is kept apart: the JSON then says whether anything else changed.
+        # The version is kept apart and keys in order: the JSON then says whether anything
+        # else changed, whichever way the body came (a list, a watch event, a write's answer).
         kept_meta = {k: v for k, v in (kept.get("metadata") or {}).items() if k != _VERSION}
-        content = orjson.dumps({**kept, "metadata": kept_meta})
+        content = orjson.dumps({**kept, "metadata": kept_meta}, option=orjson.OPT_SORT_KEYS)
         self._objects[key] = (uid, version, content)
         return stored is None or stored[0] != uid or stored[2] != content
 
