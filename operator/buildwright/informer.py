@@ -201,7 +201,7 @@ class Informer:
         params = {**self._params, "limit": str(LIST_PAGE_SIZE)}
         while True:
             page = await self._kube.list_page(
-                self.resource, namespace, params, metadata_only=self.metadata_only
+                self.resource, namespace, params, metadata_only=self.metadata_only, informer=True
             )
             for item in page.get("items") or []:
                 if self.kind:

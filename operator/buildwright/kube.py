@@ -242,6 +242,7 @@ class Kube:
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
         accept: str | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> Any:
         url = self._server + path
         if params:
@@ -254,7 +255,7 @@ class Kube:
             self._guard(verb, resource)
         code = "error"
         try:
-            async with self._session.request(
+            async with (session or self._session).request(
                 method, yarl.URL(url, encoded=True), data=data, headers=headers
             ) as response:
                 code = str(response.status)
@@ -321,13 +322,16 @@ class Kube:
         params: Mapping[str, str],
         *,
         metadata_only: bool = False,
+        informer: bool = False,
     ) -> dict[str, Any]:
         """One page of a list (`limit`/`continue` in `params`), as the API answers it;
-        with `metadata_only`, a PartialObjectMetadataList (no spec, data or status)."""
+        with `metadata_only`, a PartialObjectMetadataList (no spec, data or status). An
+        `informer`'s list goes over the watches' connections: never queued behind the
+        requests of reconciles (after a restart, thousands of them wait for the pool)."""
         accept = METADATA_LIST if metadata_only else None
         result: dict[str, Any] = await self._request(
             "GET", resource.path(namespace), verb="list", resource=resource, params=params,
-            accept=accept,
+            accept=accept, session=self._streams if informer else None,
         )  # fmt: skip
         return result
 

@@ -109,7 +109,7 @@ def reconcile_on_pod_change(
     Not for a change in progress (the Pod neither `ending` nor gone) while the BuildRun's
     status write is due within the coalescing window (`write_deadline`): that write reads
     the Pod as it is then, and a reconcile now would only decide to wait for it. A failure
-    the Pod shows before it ends (an image that cannot be pulled) is then written at that
+    the Pod shows before it ends (a failed step, a container config error) is written at that
     deadline too. Always while a reconcile of the run is under way (`reconciling`): it may
     have read the Pod before this change.
     """
