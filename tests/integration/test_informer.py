@@ -61,6 +61,21 @@ class Notes:
             raise AssertionError(f"not within {timeout}s: {what}") from None
 
 
+def api_client_of(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Kube:
+    """The operator's API client, logged in as the operator logs in (here: the kubeconfig)."""
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    assert info is not None
+    return Kube(info)
+
+
+def pod_informer_parts(
+    kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Kube, Store, Notes]:
+    """A client, a store keeping what the operator keeps of build Pods, and a report log."""
+    return api_client_of(kubeconfig, monkeypatch), Store(build_pod_for_status), Notes()
+
+
 def delete_now(core_v1: client.CoreV1Api, namespace: str, name: str) -> None:
     core_v1.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
 
@@ -68,12 +83,7 @@ def delete_now(core_v1: client.CoreV1Api, namespace: str, name: str) -> None:
 async def test_pods_are_listed_watched_and_forgotten_on_relist(
     kubeconfig: Path, core_v1: client.CoreV1Api, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    assert info is not None
-    kube = Kube(info)
-    store = Store(build_pod_for_status)
-    notes = Notes()
+    kube, store, notes = pod_informer_parts(kubeconfig, monkeypatch)
 
     def informer() -> PodInformer:
         return PodInformer(kube, store, notes, namespaces=[namespace])
@@ -122,12 +132,7 @@ async def test_pods_are_listed_watched_and_forgotten_on_relist(
 async def test_a_pod_change_to_nothing_kept_is_not_reported(
     kubeconfig: Path, core_v1: client.CoreV1Api, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    assert info is not None
-    kube = Kube(info)
-    store = Store(build_pod_for_status)
-    notes = Notes()
+    kube, store, notes = pod_informer_parts(kubeconfig, monkeypatch)
     informer = PodInformer(kube, store, notes, namespaces=[namespace])
     core_v1.create_namespaced_pod(namespace, build_pod("run-d-pod", "run-d"))
     informer.start()
@@ -163,10 +168,7 @@ async def test_buildruns_are_listed_watched_and_their_own_writes_not_reported_ag
     crds: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
-    assert info is not None
-    kube = Kube(info)
+    kube = api_client_of(kubeconfig, monkeypatch)
     store = Store(without_bookkeeping)
     changed: list[Key] = []
     gone: list[tuple[Key, str]] = []
