@@ -117,11 +117,16 @@ def merge_tolerations(
     return [toleration.model_copy(deep=True) for toleration in merged]
 
 
-def effective_build_spec(build_spec: BuildSpec, buildrun_spec: BuildRunSpec) -> BuildSpec:
+def effective_build_spec(
+    build_spec: BuildSpec, buildrun_spec: BuildRunSpec, revision: str | None = None
+) -> BuildSpec:
     """The Build spec with the BuildRun's overrides applied: what the run executes and what
-    is recorded in `status.buildSpec`."""
+    is recorded in `status.buildSpec`. `revision` is the commit a trigger asked for
+    (`core.triggers.revision_override`); it replaces the Git source's revision."""
     spec = build_spec.model_copy(deep=True)
     run = buildrun_spec
+    if revision and spec.source is not None and spec.source.git is not None:
+        spec.source.git.revision = revision
 
     local = run.source
     if local is not None and local.type == "Local" and local.local is not None:
