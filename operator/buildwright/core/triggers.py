@@ -177,7 +177,7 @@ def _push(provider: str, repository_urls: tuple[str, ...], ref: Any, after: Any,
 
 
 def _pull_request(provider: str, repository_urls: tuple[str, ...], action: str | None,
-                  acted_on: Iterable[str], target: Any, head: Any,
+                  acted_on: tuple[str, ...], target: Any, head: Any,
                   identity: str) -> Delivery:  # fmt: skip
     branch, revision = _text(target), _text(head)
     if branch is None or revision is None or not _SHA.match(revision.lower()):
@@ -413,15 +413,15 @@ def matching_whens(build: Build, delivery: Delivery) -> list[TriggerWhen]:
     return found
 
 
-def candidate_builds(builds: Iterable[Build], delivery: Delivery) -> list[Build]:
-    """Builds whose source is the delivery's repository and that have a GitHub trigger:
-    the ones whose secret may vouch for the delivery (matching `when[]` comes after)."""
-    return [
-        b for b in builds
-        if b.spec.trigger is not None
-        and any(w.type == "GitHub" for w in b.spec.trigger.when or ())
-        and repository_matches(b, delivery)
-    ]  # fmt: skip
+def is_candidate(build: Build, delivery: Delivery) -> bool:
+    """Whether the Build's source is the delivery's repository and it has a GitHub trigger:
+    then its secret may vouch for the delivery (matching `when[]` comes after)."""
+    trigger = build.spec.trigger
+    return (
+        trigger is not None
+        and any(w.type == "GitHub" for w in trigger.when or ())
+        and repository_matches(build, delivery)
+    )
 
 
 # --- the BuildRuns ---------------------------------------------------------------------------
@@ -561,7 +561,8 @@ def poll_delay(interval: float, failures: int, *, cap: float = 600.0) -> float:
     (registry down, throttling), never more than `cap` (or the interval, if larger)."""
     if failures <= 0:
         return interval
-    return min(interval * 2 ** min(failures, 16), max(cap, interval))
+    delay: float = min(interval * 2.0 ** min(failures, 16), max(cap, interval))
+    return delay
 
 
 def last_triggered(name: str, trigger: str, cause: str, at: str) -> dict[str, Any]:
