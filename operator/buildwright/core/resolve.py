@@ -36,6 +36,7 @@ from buildwright.api.v1beta1 import (
 )
 from buildwright.core import reasons
 from buildwright.core.durations import parse_duration
+from buildwright.core.triggers import revision_override
 
 SOURCE_ROOT = "/workspace/source"
 OUTPUT_DIRECTORY = "/workspace/output-image"
@@ -149,6 +150,12 @@ def effective_build_spec(
     if run.runtime_class_name is not None:
         spec.runtime_class_name = run.runtime_class_name
     return spec
+
+
+def effective_build_spec_for(buildrun: BuildRun, build_spec: BuildSpec) -> BuildSpec:
+    """`effective_build_spec` of this BuildRun, with the commit its trigger asked for."""
+    annotations = buildrun.metadata.get("annotations")
+    return effective_build_spec(build_spec, buildrun.spec, revision_override(annotations))
 
 
 def effective_timeout(build_spec: BuildSpec | None, buildrun_spec: BuildRunSpec) -> str | None:

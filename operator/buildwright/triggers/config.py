@@ -1,7 +1,8 @@
 """Trigger settings, read once from the environment at start-up.
 
   BUILDWRIGHT_TRIGGERS=off                 neither receiver nor poller (default on)
-  BUILDWRIGHT_TRIGGER_HOST / _PORT         where the receiver listens (0.0.0.0:8444)
+  BUILDWRIGHT_TRIGGER_HOST / _PORT         where the receiver listens: 0.0.0.0:8444 in a
+                                           cluster, else 127.0.0.1 on a free port (logged)
   BUILDWRIGHT_TRIGGER_TLS=off              plain HTTP; refused unless the host is loopback
   BUILDWRIGHT_TRIGGER_CERT_FILE / _KEY_FILE  the certificate to serve; without them a
                                            self-signed one is made at start (a proxy in
@@ -67,7 +68,13 @@ class TriggerConfig:
                 raise ValueError(f"{name} must be at least {minimum:g}")
             return value
 
-        host = env.get("BUILDWRIGHT_TRIGGER_HOST", "").strip() or "0.0.0.0"
+        # Out of a cluster (make run, tests) loopback on a free port unless told otherwise:
+        # two operators on one machine do not collide, and nothing listens beyond it.
+        in_cluster = bool(env.get("KUBERNETES_SERVICE_HOST"))
+        host = env.get("BUILDWRIGHT_TRIGGER_HOST", "").strip() or (
+            "0.0.0.0" if in_cluster else "127.0.0.1"
+        )
+        default_port = DEFAULT_PORT if in_cluster else 0
         tls = env.get("BUILDWRIGHT_TRIGGER_TLS", "on").strip().lower() not in _OFF
         if not tls and not is_loopback(host):
             raise ValueError(
@@ -85,7 +92,7 @@ class TriggerConfig:
         return cls(
             enabled=env.get("BUILDWRIGHT_TRIGGERS", "on").strip().lower() not in _OFF,
             host=host,
-            port=int(number("BUILDWRIGHT_TRIGGER_PORT", DEFAULT_PORT, 0)),
+            port=int(number("BUILDWRIGHT_TRIGGER_PORT", default_port, 0)),
             tls=tls,
             cert_file=cert or None,
             key_file=key or None,
