@@ -340,3 +340,34 @@ def _polls(tc: TriggerCluster) -> float:
                 if line.startswith('buildwright_trigger_image_polls_total{outcome="unchanged"}'))
     base = _POLL_BASE.setdefault(tc.namespace, total)
     return total - base
+
+
+def test_a_follower_answers_deliveries_too_and_never_twice(
+    tc: TriggerCluster, kubeconfig: Path, tmp_path: Path, api_client: client.ApiClient,
+) -> None:  # fmt: skip
+    """Every replica behind the Service answers: the follower creates the BuildRun itself,
+    and the same delivery to the leader is a duplicate."""
+    follower_port = _free_port()
+    follower = OperatorProcess(kubeconfig, tmp_path, {"BUILDWRIGHT_TRIGGER_PORT":
+                                                      str(follower_port)})  # fmt: skip
+    follower.start()
+    try:
+        coordination = client.CoordinationV1Api(api_client)
+        holder = coordination.read_namespaced_lease("buildwright-leader", "default")
+        assert holder.spec.holder_identity == tc.operator.identity != follower.identity
+        tc.webhook_secret()
+        tc.create("builds", git_build())
+        body, delivery = github_push(), str(uuid.uuid4())
+        follower_cluster = TriggerCluster(tc.namespace, tc.custom, tc.core, tc.kubelet,
+                                          follower, follower_port)  # fmt: skip
+        # The follower learns of the Build from its own watch.
+        status, answer = wait_for(
+            lambda: (r := follower_cluster.deliver("github", signed(body, delivery), body))[0]
+            == 202 and r, 30, "the follower accepting the delivery", follower_cluster.diagnostics,
+        )  # fmt: skip
+        (name,) = answer["buildRuns"]
+        status, answer = tc.deliver("github", signed(body, delivery), body)
+        assert (status, answer["buildRuns"], answer["duplicates"]) == (202, [], [name])
+        assert [r["metadata"]["name"] for r in tc.runs_of("app")] == [name]
+    finally:
+        follower.stop()
