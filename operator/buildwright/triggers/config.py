@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -55,8 +54,7 @@ class TriggerConfig:
     insecure_registries: frozenset[str] = frozenset()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> TriggerConfig:
-        env = os.environ if environ is None else environ
+    def from_env(cls, env: Mapping[str, str]) -> TriggerConfig:
 
         def number(name: str, default: float, minimum: float) -> float:
             text = env.get(name, "").strip()
