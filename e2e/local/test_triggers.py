@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from tests.gitserver import GitDaemon, commit, git
-from tests.integration.operator_process import OperatorProcess, _free_port
+from tests.integration.operator_process import OperatorProcess, _free_port, in_place_of
 from tests.registry import LocalRegistry
 
 from buildwright.core import triggers as t
@@ -33,11 +33,10 @@ from buildwright.localcluster.kubelet import KubeletStandIn
 from buildwright.localcluster.process_executor import ProcessExecutor
 from buildwright.localcluster.wait import wait_until
 from e2e.local.conftest import AppRepo
-from e2e.local.test_real_builds import Env, condition_of, skopeo_digest, succeeded
+from e2e.local.test_real_builds import Env, skopeo_digest, succeeded
 
 SECRET = "e2e-webhook-secret"
 POLL_SECONDS = 2.0
-BUILD_TIMEOUT = 180.0
 
 # The post-receive hook's delivery: GitHub's push payload (the fields the receiver reads),
 # signed with the Build's secret; the request is also saved so the test can replay it.
@@ -66,22 +65,18 @@ HOOK = textwrap.dedent('''\
 
 @pytest.fixture(scope="module")
 def trigger_operator(
-    operator: OperatorProcess, kubeconfig: Path, registry: LocalRegistry,
+    operator: OperatorProcess, registry: LocalRegistry,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[OperatorProcess, int]]:  # fmt: skip
     port = _free_port()
-    operator.stop()
-    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("trigger-operator"), {
+    log_dir = tmp_path_factory.mktemp("trigger-operator")
+    settings = {
         "BUILDWRIGHT_TRIGGER_PORT": str(port),
         "BUILDWRIGHT_TRIGGER_POLL_INTERVAL": str(POLL_SECONDS),
         "BUILDWRIGHT_TRIGGER_INSECURE_REGISTRIES": registry.host,
-    })  # fmt: skip
-    try:
-        process.start()
+    }
+    with in_place_of(operator, log_dir, settings) as process:
         yield process, port
-    finally:
-        process.stop()
-        operator.start()
 
 
 @pytest.fixture
@@ -109,19 +104,6 @@ def runs_of(env: Env, build: str) -> list[dict[str, Any]]:
     )  # fmt: skip
     items: list[dict[str, Any]] = listing["items"]
     return items
-
-
-def finished(env: Env, name: str) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        run = env.get("buildruns", name)
-        condition = condition_of(run)
-        return run if condition and condition["status"] in ("True", "False") else None
-
-    try:
-        return wait_until(done, timeout=BUILD_TIMEOUT, interval=0.2,
-                          description=f"BuildRun {name} to finish")  # fmt: skip
-    except TimeoutError as error:
-        raise TimeoutError(f"{error}\n{env.diagnostics(name)}") from None
 
 
 def test_git_push_builds_the_pushed_commit_once(
@@ -173,7 +155,7 @@ def test_git_push_builds_the_pushed_commit_once(
     (run,) = wait_until(lambda: runs_of(env, "hooked"), timeout=30,
                         description="the triggered BuildRun")  # fmt: skip
     name = run["metadata"]["name"]
-    done = finished(env, name)
+    done = env.finished(name)
     assert succeeded(done)["status"] == "True", env.diagnostics(name)
     assert done["status"]["source"]["git"]["commitSha"] == pushed
     assert done["status"]["output"]["digest"] == skopeo_digest(image)
@@ -243,7 +225,7 @@ def test_a_new_image_under_a_watched_name_starts_one_buildrun(
     print(f"\nimage trigger: BuildRun {waited:.1f}s after the push (poll interval "
           f"{POLL_SECONDS:g}s)")  # fmt: skip
     assert run["metadata"]["annotations"][t.ANNOTATION_DIGEST] == second
-    done = finished(env, run["metadata"]["name"])
+    done = env.finished(run["metadata"]["name"])
     assert succeeded(done)["status"] == "True", env.diagnostics(run["metadata"]["name"])
     assert done["status"]["source"]["git"]["commitSha"] == repos.head
     # Polls of the unchanged image go on; none makes a second BuildRun.

@@ -26,7 +26,7 @@ from buildwright.core import triggers as t
 from buildwright.localcluster.kubelet import KubeletStandIn
 from buildwright.steps import registry as oci
 from tests.integration.harness import GROUP, VERSION, Cluster, wait_for
-from tests.integration.operator_process import OperatorProcess, _free_port
+from tests.integration.operator_process import OperatorProcess, _free_port, in_place_of
 from tests.registry import (
     DOCKER_REGISTRY,
     HTPASSWD,
@@ -53,24 +53,20 @@ def image_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRe
 
 @pytest.fixture(scope="module")
 def trigger_operator(
-    operator: OperatorProcess, kubeconfig: Path, image_registry: LocalRegistry,
+    operator: OperatorProcess, image_registry: LocalRegistry,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[OperatorProcess, int]]:  # fmt: skip
     """The operator with its trigger receiver on a known port, in place of the session's."""
     port = _free_port()
-    operator.stop()
-    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("trigger-operator"), {
+    log_dir = tmp_path_factory.mktemp("trigger-operator")
+    settings = {
         "BUILDWRIGHT_TRIGGER_PORT": str(port),
         "BUILDWRIGHT_TRIGGER_POLL_INTERVAL": str(POLL_SECONDS),
         "BUILDWRIGHT_TRIGGER_INSECURE_REGISTRIES": image_registry.host,
         "BUILDWRIGHT_TRIGGER_BODY_LIMIT": "65536",
-    })  # fmt: skip
-    try:
-        process.start()
+    }
+    with in_place_of(operator, log_dir, settings) as process:
         yield process, port
-    finally:
-        process.stop()
-        operator.start()
 
 
 @pytest.fixture
