@@ -229,10 +229,18 @@ def test_refused_deliveries_make_nothing_and_tell_an_unsigned_caller_nothing(
     assert "no trigger" in answer["ignored"]
     assert tc.runs_of("app") == [] and tc.runs_of("no-secret") == []
 
-    # The refusals are told where the Build's owner looks: Events on the Build.
+    # The refusals are told where the Build's owner looks: Events on the Build, one per
+    # minute and kind however many deliveries (a minute may end between two of these).
+    for attempt in range(3):
+        forged = tc.deliver("github", signed(body, f"d-wrong-{attempt}", secret=b"x"), body)
+        assert forged == wrong
     refused = wait_for(lambda: tc.events_of("app", t.EVENT_REFUSED), 10, "refusal Event",
                        tc.diagnostics)  # fmt: skip
     assert "signature does not match" in refused[0].message
+    assert 1 <= len(refused) <= 2, [e.message for e in refused]
+    ignored = wait_for(lambda: tc.events_of("app", t.EVENT_IGNORED), 10, "ignored Event",
+                       tc.diagnostics)  # fmt: skip
+    assert "feature/x" in ignored[0].message and ignored[0].type == "Normal"
     missing = wait_for(lambda: tc.events_of("no-secret", t.EVENT_REFUSED), 10,
                        "missing-secret Event", tc.diagnostics)  # fmt: skip
     assert "trigger Secret missing does not exist" in missing[0].message

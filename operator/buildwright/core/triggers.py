@@ -49,6 +49,7 @@ BUILD_NAME_LABEL = "build.shipwright.io/name"
 # Event reasons on the Build (`kubectl describe build`).
 EVENT_TRIGGERED = "BuildRunTriggered"
 EVENT_REFUSED = "TriggerDeliveryRefused"
+EVENT_IGNORED = "TriggerDeliveryIgnored"
 EVENT_IMAGE_POLL_FAILED = "TriggerImagePollFailed"
 
 PUSH = "Push"

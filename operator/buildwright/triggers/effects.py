@@ -17,8 +17,7 @@ from buildwright.handlers.context import Context
 
 logger = logging.getLogger("buildwright.triggers")
 
-# At most one refusal Event per Build, reason and this many seconds: an unsigned caller
-# hammering the endpoint cannot flood `kubectl describe build`.
+# At most one Event of a kind per Build and this many seconds for deliveries not acted on.
 REFUSAL_EVENT_WINDOW = 60
 
 
@@ -75,12 +74,14 @@ async def record_triggered(ctx: Context, build_body: dict[str, Any], run: dict[s
     )  # fmt: skip
 
 
-async def refused(ctx: Context, build_body: dict[str, Any], message: str) -> None:
-    """A Warning Event on a Build whose trigger refused a delivery (at most one per window)."""
+async def noted(ctx: Context, build_body: dict[str, Any], reason: str, message: str,
+                kind: str, *, warning: bool) -> None:  # fmt: skip
+    """An Event on a Build about a delivery it did not act on: at most one per Build, reason,
+    `kind` (what went wrong, without the delivery's own words) and window, so that a caller
+    hammering the endpoint cannot flood `kubectl describe build`."""
     meta = build_body["metadata"]
     window = int(time.time() // REFUSAL_EVENT_WINDOW)
-    tag = hashlib.sha256(f"{meta.get('uid')}\n{message}\n{window}".encode()).hexdigest()[:10]
+    tag = hashlib.sha256(f"{meta.get('uid')}\n{reason}\n{kind}\n{window}".encode()).hexdigest()
     await common.post_event(
-        ctx, build_body, decide.EVENT_REFUSED, message, warning=True,
-        name=f"{meta['name']}.refused-{tag}",
-    )  # fmt: skip
+        ctx, build_body, reason, message, warning=warning, name=f"{meta['name']}.{tag[:12]}"
+    )

@@ -61,30 +61,33 @@ def builds_in_scope(ctx: Context, namespace: str | None) -> list[tuple[dict[str,
     return out
 
 
-async def _secret_for(ctx: Context, body: dict[str, Any], build: Build,
-                      provider: str) -> tuple[bytes | None, str | None]:  # fmt: skip
-    """The Build's webhook secret, or why there is none (for its Event, not the caller)."""
+class _NoSecret(Exception):
+    """Why a Build cannot vouch for a delivery (for its Event, never for the caller)."""
+
+
+async def _secret_for(ctx: Context, body: dict[str, Any], build: Build, provider: str) -> bytes:
+    """The Build's webhook secret; raises _NoSecret saying why there is none."""
     trigger = build.spec.trigger
     name = trigger.trigger_secret if trigger else None
     namespace = body["metadata"]["namespace"]
     if not name:
-        return None, "the Build has GitHub triggers but no spec.trigger.triggerSecret"
+        raise _NoSecret("the Build has GitHub triggers but no spec.trigger.triggerSecret")
     try:
         data = await effects.secret_data(ctx, namespace, name)
     except kube.ApiError as error:
         if error.status == 403:
             logger.error("cannot read trigger Secret %s/%s: %s (grant get on secrets)",
                          namespace, name, error.message[:200])  # fmt: skip
-        return None, f"trigger Secret {name} could not be read (HTTP {error.status})"
+        raise _NoSecret(f"trigger Secret {name} could not be read (HTTP {error.status})") from None
     except kube.InvalidPathSegment:
-        return None, f"trigger Secret name {name!r} is not a valid name"
+        raise _NoSecret(f"trigger Secret name {name!r} is not a valid name") from None
     if data is None:
-        return None, f"trigger Secret {name} does not exist"
+        raise _NoSecret(f"trigger Secret {name} does not exist")
     secret = decide.webhook_secret(data, provider)
     if secret is None:
         keys = ", ".join(decide.SECRET_KEYS[provider])
-        return None, f"trigger Secret {name} has none of the keys {keys}"
-    return secret, None
+        raise _NoSecret(f"trigger Secret {name} has none of the keys {keys}")
+    return secret
 
 
 async def handle(ctx: Context, provider: str, namespace: str | None,
@@ -106,15 +109,20 @@ async def handle(ctx: Context, provider: str, namespace: str | None,
     for build_body, build in builds_in_scope(ctx, namespace):
         if not decide.is_candidate(build, delivery):
             continue
-        secret, problem = await _secret_for(ctx, build_body, build, provider)
-        if secret is not None:
+        try:
+            secret = await _secret_for(ctx, build_body, build, provider)
+        except _NoSecret as missing:
+            problem = str(missing)
+        else:
             if decide.signature_matches(provider, secret, headers, body):
                 accepted.append((build_body, build))
                 continue
             problem = "its signature does not match the trigger secret"
-        await effects.refused(
-            ctx, build_body, f"{provider} delivery {delivery.delivery_id} refused: {problem}"
-        )
+        await effects.noted(
+            ctx, build_body, decide.EVENT_REFUSED,
+            f"{provider} delivery {delivery.delivery_id} refused: {problem}", problem,
+            warning=True,
+        )  # fmt: skip
     if not accepted:
         _count(provider, "refused_signature")
         logger.info("%s delivery %s refused: %s", provider, delivery.delivery_id,
@@ -128,6 +136,11 @@ async def handle(ctx: Context, provider: str, namespace: str | None,
     for build_body, build in accepted:
         whens = decide.matching_whens(build, delivery)
         if not whens:
+            await effects.noted(
+                ctx, build_body, decide.EVENT_IGNORED,
+                f"{delivery.describe} (delivery {delivery.delivery_id}) matches no trigger",
+                f"{delivery.event} {delivery.branch}", warning=False,
+            )  # fmt: skip
             continue
         run = decide.webhook_buildrun(build, delivery, whens[0])
         name = run["metadata"]["name"]
