@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from buildwright.localcluster.kubelet import KubeletStandIn, Outcome, ScriptedExecutor
+from buildwright_localcluster.kubelet import KubeletStandIn, Outcome, ScriptedExecutor
 
 DIGEST = "sha256:" + "cd" * 32
 RESULTS_MESSAGE = json.dumps(

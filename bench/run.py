@@ -426,7 +426,7 @@ class Bench:
         operator_env: dict[str, str] | None = None,
         profile_dir: Path | None = None,
     ) -> None:
-        from buildwright.localcluster.controlplane import ControlPlane
+        from buildwright_localcluster.controlplane import ControlPlane
 
         self.workdir = workdir
         policy = workdir / "audit-policy.yaml"

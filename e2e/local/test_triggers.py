@@ -29,9 +29,9 @@ from tests.integration.operator_process import OperatorProcess, _free_port, in_p
 from tests.registry import LocalRegistry
 
 from buildwright.core import triggers as t
-from buildwright.localcluster.kubelet import KubeletStandIn
-from buildwright.localcluster.process_executor import ProcessExecutor
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.kubelet import KubeletStandIn
+from buildwright_localcluster.process_executor import ProcessExecutor
+from buildwright_localcluster.wait import wait_until
 from e2e.local.conftest import AppRepo
 from e2e.local.test_real_builds import Env, skopeo_digest, succeeded
 

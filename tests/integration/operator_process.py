@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,8 +23,8 @@ import pytest
 from kubernetes import client
 
 from buildwright.core import triggers as t
-from buildwright.localcluster.kubelet import KubeletStandIn
 from buildwright.steps import registry as oci
+from buildwright_localcluster.kubelet import KubeletStandIn
 from tests.integration.harness import GROUP, VERSION, Cluster, wait_for
 from tests.integration.operator_process import OperatorProcess, _free_port, in_place_of
 from tests.registry import (

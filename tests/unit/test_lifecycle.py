@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from buildwright.core import lifecycle, reasons
-from buildwright.core.reasons import Failure
-from buildwright.core.status import status_from_pod, status_patch
+from buildwright.core import lifecycle
+from buildwright.core.reasons import Failure, Reason
+from buildwright.core.status import status_from_pod
+from buildwright.core.status_writes import status_patch
 from tests.unit.test_status import (
     BR,
     CREATED,
@@ -118,7 +119,7 @@ def test_timeout_wins_over_a_pod_that_is_still_running_but_not_over_a_finished_o
 
 
 def test_failure_status_and_its_patch() -> None:
-    failure = Failure(reasons.BUILD_NOT_FOUND, 'build.shipwright.io "sample" not found')
+    failure = Failure(Reason.BUILD_NOT_FOUND, 'build.shipwright.io "sample" not found')
     update = lifecycle.failure_status(failure, NOW)
     assert outcome(update) == ("False", "BuildNotFound", 'build.shipwright.io "sample" not found')
     patch = status_patch({}, update)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from buildwright.core.pod import LOCAL_TMP_DIR
-from buildwright.localcluster.wait import wait_until
+from buildwright.core.contract import LOCAL_TMP_DIR
 from buildwright.steps import waiter
 from buildwright.steps.__main__ import main as step_main
+from buildwright_localcluster.wait import wait_until
 
 DEADLINE_SECONDS = 20.0
 

@@ -22,14 +22,14 @@ from buildwright.core import (
     pod,
     podcheck,
     preflight,
-    reasons,
     resolve,
     retention,
     status,
+    status_writes,
     validation,
 )
 from buildwright.core import metrics as observed
-from buildwright.core.reasons import Failure
+from buildwright.core.reasons import Failure, Reason
 from buildwright.core.snapshot import bounded_snapshot
 from buildwright.handlers import common
 from buildwright.handlers.context import Context, UnwrittenStart, current
@@ -207,7 +207,7 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         )
 
     if status.is_canceled(buildrun):
-        canceled = Failure(reasons.BUILDRUN_CANCELED, status.MSG_CANCELED_BEFORE_START)
+        canceled = Failure(Reason.BUILDRUN_CANCELED, status.MSG_CANCELED_BEFORE_START)
         await fail(ctx, buildrun, canceled, snapshot=snapshot)
         return
 
@@ -389,7 +389,7 @@ async def prepare_service_account(
         account = await common.get_account(ctx, namespace, requested)
         if account is None:
             return Failure(
-                reasons.SERVICE_ACCOUNT_NOT_FOUND, f"service account {requested} not found"
+                Reason.SERVICE_ACCOUNT_NOT_FOUND, f"service account {requested} not found"
             ), None
     else:
         account = await common.get_account(ctx, namespace, "pipeline")
@@ -440,7 +440,7 @@ async def missing_volume_sources(
         else:
             found = await common.get_configmap(ctx, namespace, ref_name)
         if found is None:
-            return Failure(reasons.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
+            return Failure(Reason.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
     return None
 
 
@@ -451,7 +451,8 @@ async def fail(
     spec `snapshot` when the run got that far."""
     meta = buildrun.metadata
     current_status = buildrun.status.to_wire() if buildrun.status else {}
-    patch = status.status_patch(current_status, lifecycle.failure_status(failure, common.now()))
+    update = lifecycle.failure_status(failure, common.now())
+    patch = status_writes.status_patch(current_status, update)
     if patch is None:
         return
     if snapshot is not None:
@@ -527,13 +528,13 @@ async def write_status(
     ctx: Context, buildrun: BuildRun, update: Any, *, snapshot: dict[str, Any] | None = None
 ) -> None:
     """Write what `update` changes (and the build spec `snapshot`, when given), now or, for
-    in-progress changes, at the deadline `core.status.write_deadline` sets (a scheduled
+    in-progress changes, at the deadline `core.status_writes.write_deadline` sets (a scheduled
     reconcile then writes whatever the Pod says by that time). The end of the run is announced
     with an Event, so `kubectl describe` tells how it ended."""
     meta = buildrun.metadata
     key = (meta["namespace"], meta["name"])
     current_status = buildrun.status.to_wire() if buildrun.status else {}
-    patch = status.status_patch(current_status, update)
+    patch = status_writes.status_patch(current_status, update)
     if snapshot is not None:
         patch = {**(patch or {}), "buildSpec": snapshot}
     now = common.now()
@@ -542,7 +543,7 @@ async def write_status(
         if due is not None and due <= now:
             forget_pending_status(ctx, key)
         return
-    deadline = status.write_deadline(
+    deadline = status_writes.write_deadline(
         update, due=ctx.status_due.get(key), now=now, window=ctx.config.status_coalesce_seconds
     )
     if deadline is not None:
@@ -567,7 +568,7 @@ async def write_status(
             meta["namespace"], meta["name"], after.status, after.reason, after.message,
             extra=logs.about("BuildRun", meta["namespace"], meta["name"]),
         )  # fmt: skip
-    if status.announced_condition(_condition(buildrun), after) is not None:
+    if status_writes.announced_condition(_condition(buildrun), after) is not None:
         await announce_end(ctx, new, updated)
     if new.status is not None and new.status.completion_time:
         if buildrun.status is None or not buildrun.status.completion_time:

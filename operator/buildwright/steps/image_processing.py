@@ -1,7 +1,7 @@
 """``buildwright-step image-processing``: push the built image and apply the Build's mutations.
 
 Runs as ``step-image-processing`` with the arguments of Shipwright's own image-processing step
-(spec §6 step 3, see :func:`build_parser`). Two modes:
+(see :func:`build_parser`). Two modes:
 
 * **Shipwright-managed push** (``--push DIR``): the strategy left its image in ``DIR``, either
   as an OCI image layout (``oci-layout``, ``index.json``, ``blobs/sha256/…``) or as one image

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from buildwright.core.durations import format_go_duration, parse_duration
+from buildwright.core.formats import format_go_duration, parse_duration
 from buildwright.steps.resultfiles import write_error_results
 
 # The lock file the build Pod names (core.pod's LOCAL_TMP_DIR; a test keeps them equal). Not

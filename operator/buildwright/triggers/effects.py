@@ -12,6 +12,7 @@ from typing import Any
 
 from buildwright import kube, logs
 from buildwright.core import triggers as decide
+from buildwright.core.formats import rfc3339
 from buildwright.handlers import common
 from buildwright.handlers.context import Context
 
@@ -54,7 +55,7 @@ async def record_triggered(ctx: Context, build_body: dict[str, Any], run: dict[s
     """`status.lastTriggeredRun` and a `BuildRunTriggered` Event on the Build."""
     meta = build_body["metadata"]
     name = run["metadata"]["name"]
-    entry = decide.last_triggered(name, trigger, cause, common.rfc3339(common.now()))
+    entry = decide.last_triggered(name, trigger, cause, rfc3339(common.now()))
     try:
         updated = await ctx.kube.merge_patch(
             kube.BUILDS, meta["namespace"], meta["name"], {"status": {"lastTriggeredRun": entry}},

@@ -24,12 +24,14 @@ from typing import Any
 import pydantic
 from aiohttp import web
 
-from buildwright import kube, metrics, webhook
+from buildwright import kube, metrics
 from buildwright.api.v1beta1 import Build
 from buildwright.core import triggers as decide
 from buildwright.handlers.context import Context
 from buildwright.triggers import effects
 from buildwright.triggers.config import TriggerConfig
+from buildwright.webhook.certificates import generate_self_signed
+from buildwright.webhook.server import server_ssl_context
 
 logger = logging.getLogger("buildwright.triggers")
 
@@ -207,8 +209,8 @@ def _ssl_context(config: TriggerConfig) -> ssl.SSLContext | None:
     if not config.tls:
         return None
     if config.cert_file and config.key_file:
-        return webhook.server_ssl_context(config.cert_file, config.key_file)
-    _ca, cert, key = webhook.generate_self_signed(
+        return server_ssl_context(config.cert_file, config.key_file)
+    _ca, cert, key = generate_self_signed(
         ["buildwright-triggers", "buildwright-triggers.buildwright.svc", "localhost"],
         ["127.0.0.1"],
     )  # fmt: skip
@@ -217,7 +219,7 @@ def _ssl_context(config: TriggerConfig) -> ssl.SSLContext | None:
         cert_path.write_bytes(cert)
         key_path.touch(mode=0o600)
         key_path.write_bytes(key)
-        return webhook.server_ssl_context(str(cert_path), str(key_path))
+        return server_ssl_context(str(cert_path), str(key_path))
 
 
 async def serve(ctx: Context, config: TriggerConfig, namespaces: tuple[str, ...] = ()

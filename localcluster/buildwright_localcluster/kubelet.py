@@ -39,7 +39,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from buildwright.core.pod import SequencedStep, sequenced_step
-from buildwright.localcluster.kubeletapi import KubeletServer, KubeletTLS
+from buildwright_localcluster.kubeletapi import KubeletServer, KubeletTLS
 
 log = logging.getLogger(__name__)
 

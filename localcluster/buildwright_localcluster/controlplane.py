@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from buildwright import pki
+from buildwright.webhook import certificates as pki
 
 from .binaries import ensure_binaries
 from .kubeletapi import KUBELET_CLIENT_USER, KubeletTLS

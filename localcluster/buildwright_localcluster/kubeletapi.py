@@ -42,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from buildwright.localcluster import spdy
+from buildwright_localcluster import spdy
 
 log = logging.getLogger(__name__)
 
