@@ -17,6 +17,7 @@ from buildwright.core.validation import ProbePolicy
 from buildwright.metrics import DEFAULT_PORT as DEFAULT_METRICS_PORT
 from buildwright.metrics import PORT_ENV as METRICS_PORT_ENV
 from buildwright.metrics import listen_address
+from buildwright.triggers.config import TriggerConfig
 from buildwright.webhook.config import WebhookConfig
 
 DEFAULT_STEP_IMAGE = "ghcr.io/buildwright/buildwright:0.1.0"
@@ -105,6 +106,10 @@ class Settings:
     in_cluster: bool = False
     """Running in a Pod (the apiserver's Service environment is set)."""
 
+    triggers: TriggerConfig = field(default_factory=TriggerConfig)
+    """spec.trigger: the webhook receiver (address, TLS, scope, body limit) and the image
+    poller (interval, insecure registries); docs/triggers.md."""
+
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str], *, namespaces: tuple[str, ...] = ()
@@ -120,4 +125,5 @@ class Settings:
             metrics_address=listen_address(environ),
             metrics_port_chosen=in_cluster or bool(environ.get(METRICS_PORT_ENV)),
             in_cluster=in_cluster,
+            triggers=TriggerConfig.from_env(environ),
         )
