@@ -1,5 +1,5 @@
-"""BuildRun status from the build Pod: every reason and message of upstream's condition and failureDetails, results
-into output/source, and the minimal status patch.
+"""BuildRun status from the build Pod: every reason and message of upstream's condition and
+failureDetails, results into output/source, and the minimal status patch.
 
 Most Pods here have the shape of the operator's earlier releases, as a kubelet reports them:
 steps are init containers, the Pod stays in phase Pending while they run, and only

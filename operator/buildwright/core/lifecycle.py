@@ -9,7 +9,6 @@ all outcomes the same way (`status_patch`, then a merge patch of `status`).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from buildwright.api.v1beta1 import BuildRun
 from buildwright.core.formats import as_utc, parse_time, rfc3339
@@ -19,37 +18,17 @@ from buildwright.core.status import (
     MSG_CANCELED_BEFORE_START,
     StatusUpdate,
     elapsed_seconds,
+    is_canceled,
     make_condition,
-    missing_pod_update,
-    status_from_pod,
     timeout_message,
 )
 
 
-def pod_missing_status(buildrun: BuildRun, pod_name: str, now: datetime) -> StatusUpdate:
-    """The build Pod was deleted before the run completed: False/`TaskRunIsMissing`
-    (`taskRun <pod> doesn't exist`), or the cancellation when the run was canceled."""
-    return missing_pod_update(buildrun, pod_name, now)
-
-
-def canceled_status(
-    buildrun: BuildRun, pod: dict[str, Any] | None, now: datetime
-) -> StatusUpdate:
-    """The status of a BuildRun with `spec.state: BuildRunCanceled`.
-
-    No Pod yet: False `the BuildRun is marked canceled.`. A Pod still pending or running:
-    False `The BuildRun and underlying TaskRun were canceled successfully.` with `stop_pod`
-    (the shell deletes it). A Pod that finished on its own keeps its outcome; a success says
-    the cancel request came too late.
-    """
-    if pod is None:
-        return StatusUpdate(
-            condition=make_condition(
-                buildrun, "False", Reason.BUILDRUN_CANCELED, MSG_CANCELED_BEFORE_START, now
-            ),
-            completion_time=rfc3339(now),
-        )
-    return status_from_pod(buildrun, pod, now)
+def canceled_before_start(buildrun: BuildRun) -> Failure | None:
+    """`spec.state: BuildRunCanceled` on a run that has no Pod yet ends it at once."""
+    if not is_canceled(buildrun):
+        return None
+    return Failure(Reason.BUILDRUN_CANCELED, MSG_CANCELED_BEFORE_START)
 
 
 def timeout_deadline(

@@ -206,8 +206,8 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
             (namespace, name), "timeout", deadline, lambda: reconcile(ctx, namespace, name)
         )
 
-    if status.is_canceled(buildrun):
-        canceled = Failure(Reason.BUILDRUN_CANCELED, status.MSG_CANCELED_BEFORE_START)
+    canceled = lifecycle.canceled_before_start(buildrun)
+    if canceled is not None:
         await fail(ctx, buildrun, canceled, snapshot=snapshot)
         return
 
