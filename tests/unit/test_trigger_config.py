@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from buildwright.triggers.config import DEFAULT_PORT, TriggerConfig, is_loopback
+from buildwright.config import DEFAULT_TRIGGER_PORT, TriggerConfig, is_loopback
 
 IN_CLUSTER = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
 
@@ -12,7 +12,7 @@ IN_CLUSTER = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
 def test_in_a_cluster_the_receiver_listens_on_every_address_on_8444_over_tls() -> None:
     config = TriggerConfig.from_env(IN_CLUSTER)
     assert (config.host, config.port, config.tls, config.cluster_scope) == (
-        "0.0.0.0", DEFAULT_PORT, True, False,
+        "0.0.0.0", DEFAULT_TRIGGER_PORT, True, False,
     )  # fmt: skip
     assert config.enabled and config.poll_interval == 300
 

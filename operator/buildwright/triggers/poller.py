@@ -24,12 +24,12 @@ import pydantic
 
 from buildwright import kube, metrics
 from buildwright.api.v1beta1 import Build
+from buildwright.config import TriggerConfig
 from buildwright.core import triggers as decide
 from buildwright.handlers import common
 from buildwright.handlers.context import Context
 from buildwright.steps import registry
 from buildwright.triggers import effects
-from buildwright.triggers.config import TriggerConfig
 
 logger = logging.getLogger("buildwright.triggers")
 

@@ -26,10 +26,10 @@ from aiohttp import web
 
 from buildwright import kube, metrics
 from buildwright.api.v1beta1 import Build
+from buildwright.config import TriggerConfig
 from buildwright.core import triggers as decide
 from buildwright.handlers.context import Context
 from buildwright.triggers import effects
-from buildwright.triggers.config import TriggerConfig
 from buildwright.webhook.certificates import generate_self_signed
 from buildwright.webhook.server import server_ssl_context
 

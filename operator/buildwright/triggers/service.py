@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from buildwright.config import TriggerConfig
 from buildwright.handlers.context import Context
 from buildwright.kube import Kube
 from buildwright.triggers import poller, receiver
-from buildwright.triggers.config import TriggerConfig
 
 logger = logging.getLogger("buildwright.triggers")
 
