@@ -185,7 +185,7 @@ def buildah_push(tmp_path: Path, image: str, content: str) -> str:
     (context / "base.txt").write_text(content)
     storage = ["--storage-driver", "vfs", "--root", str(tmp_path / "buildah-root"),
                "--runroot", str(tmp_path / "buildah-runroot")]  # fmt: skip
-    subprocess.run(["buildah", *storage, "bud", "--isolation", "chroot", "--network", "none",
+    subprocess.run(["buildah", *storage, "bud", "--isolation", "chroot",
                     "-t", image, str(context)], check=True, capture_output=True, timeout=120)
     digest_file = tmp_path / "digest"
     subprocess.run(["buildah", *storage, "push", "--tls-verify=false", "--digestfile",
