@@ -49,13 +49,15 @@ def _count(provider: str, outcome: str) -> None:
 
 
 def builds_in_scope(ctx: Context, namespace: str | None) -> list[tuple[dict[str, Any], Build]]:
-    """The cached Builds a delivery to this path may concern (valid models only)."""
+    """The cached Builds with triggers a delivery to this path may concern (valid models)."""
     if namespace is not None:
         bodies = ctx.builds.in_namespace(namespace)
     else:
         bodies = [b for key in ctx.builds.stored_keys() if (b := ctx.builds.get(*key))]
     out = []
     for body in bodies:
+        if not (body.get("spec") or {}).get("trigger"):
+            continue  # most Builds have no trigger: not worth a model
         try:
             out.append((body, Build.model_validate(body)))
         except pydantic.ValidationError:
