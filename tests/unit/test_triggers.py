@@ -130,6 +130,11 @@ def test_generic_push_and_the_delivery_id_of_a_body_without_one() -> None:
     assert t.parse_generic({}, body).delivery_id == first.delivery_id
     other = body.replace(SHA.encode(), SHA2.encode())
     assert t.parse_generic({}, other).delivery_id != first.delivery_id
+    # A caller's id reaches logs and Events: one line, bounded.
+    forged = json.dumps({"repository": "r", "ref": "refs/heads/main", "after": SHA,
+                         "id": "x\nFAKE LOG LINE" + "y" * 500}).encode()  # fmt: skip
+    identity = t.parse_generic({}, forged).delivery_id
+    assert "\n" not in identity and len(identity) == 200 and identity.startswith("x?FAKE")
     with pytest.raises(t.Refusal, match="names no repository"):
         t.parse_generic({}, b'{"ref": "refs/heads/main"}')
 

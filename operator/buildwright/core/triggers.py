@@ -151,12 +151,17 @@ def _branch_of(ref: str | None) -> str | None:
     return None
 
 
+def _printable(value: str) -> str:
+    """At most 200 printable characters: a caller's id reaches logs, labels and Events."""
+    return "".join(c if c.isprintable() else "?" for c in value[:200])
+
+
 def delivery_id(headers: Mapping[str, str], body: bytes, *names: str) -> str:
     """The provider's delivery id, else a hash of the body: a redelivery repeats both."""
     for name in names:
         value = _header(headers, name)
         if value:
-            return value[:200]
+            return _printable(value)
     return "sha256-" + hashlib.sha256(body).hexdigest()
 
 
@@ -253,8 +258,9 @@ def parse_generic(headers: Mapping[str, str], body: bytes) -> Delivery:
     repository = _text(payload.get("repository"))
     if repository is None:
         raise Refusal(400, "the body names no repository")
-    identity = _text(payload.get("id")) or delivery_id(headers, body, "X-Delivery-Id")
-    return _push(GENERIC, (repository,), payload.get("ref"), payload.get("after"), identity[:200])
+    given = _text(payload.get("id"))
+    identity = _printable(given) if given else delivery_id(headers, body, "X-Delivery-Id")
+    return _push(GENERIC, (repository,), payload.get("ref"), payload.get("after"), identity)
 
 
 PARSERS = {GITHUB: parse_github, GITLAB: parse_gitlab, GENERIC: parse_generic}

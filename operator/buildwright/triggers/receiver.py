@@ -186,6 +186,9 @@ async def _endpoint(request: web.Request) -> web.Response:
     except kube.API_ERRORS as error:
         _count(provider, "error")
         logger.warning("%s delivery failed: %s", provider, error)
+        if isinstance(error, kube.ApiError) and not error.transient:
+            # Only a signed delivery gets this far: it may hear what the apiserver said.
+            return _answer(500, reason=f"the Kubernetes API refused: {error.message[:300]}")
         # The provider redelivers on 5xx; the BuildRuns' names make that safe.
         return _answer(503, reason="the Kubernetes API is not available; deliver again later")
     return web.Response(status=status, text=json.dumps(answer), content_type="application/json")
