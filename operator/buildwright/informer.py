@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from buildwright import health, kube, metrics, readiness
-from buildwright.core import contract, status
+from buildwright.core import contract, podview
 from buildwright.state import Key, Store
 
 logger = logging.getLogger("buildwright")
@@ -287,7 +287,7 @@ class PodInformer(Informer):
         meta = build_pod.get("metadata") or {}
         buildrun = (meta.get("labels") or {}).get(contract.LABEL_BUILDRUN_NAME)
         if buildrun:
-            urgent = gone or status.pod_ending(build_pod)
+            urgent = gone or podview.pod_ending(build_pod)
             self._changed((meta.get("namespace", ""), buildrun), urgent=urgent)
 
 

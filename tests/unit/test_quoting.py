@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from buildwright.core import status
+from buildwright.core import podview
 from buildwright.core.formats import go_quote
 from buildwright.core.validation import env
 
@@ -35,5 +35,5 @@ def test_go_quote_matches_strconv_quote(text: str, quoted: str) -> None:
 
 
 def test_status_and_validation_quote_with_the_same_function() -> None:
-    assert status.go_quote is go_quote
+    assert podview.go_quote is go_quote
     assert env.go_quote is go_quote

@@ -21,13 +21,13 @@ from buildwright.api.base import Condition
 from buildwright.api.v1beta1 import BuildRun
 from buildwright.core.contract import render_termination_message
 from buildwright.core.formats import go_quote
+from buildwright.core.podview import pod_ending
 from buildwright.core.reasons import Reason
 from buildwright.core.status import (
     LOG_TAIL_BYTES,
     LOG_TAIL_LINES,
     StatusUpdate,
     log_tail_wanted,
-    pod_ending,
     status_from_pod,
     with_log_tail,
 )

@@ -27,41 +27,39 @@ merge patch for `status`, or None when there is nothing to write.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 from buildwright.api.base import Condition
 from buildwright.api.v1beta1 import (
     BuildRun,
     Executor,
     FailureDetails,
-    GitSourceResult,
     Location,
-    OCIArtifactSourceResult,
     OutputResult,
     SourceResult,
-    Vulnerability,
 )
 from buildwright.core.contract import (
-    ERROR_RESULTS,
     IMAGE_PROCESSING_CONTAINER,
-    RESULT_BRANCH_NAME,
-    RESULT_COMMIT_AUTHOR,
-    RESULT_COMMIT_SHA,
-    RESULT_ERROR_MESSAGE,
-    RESULT_ERROR_REASON,
-    RESULT_IMAGE_DIGEST,
-    RESULT_IMAGE_SIZE,
-    RESULT_IMAGE_VULNERABILITIES,
-    RESULT_SOURCE_IMAGE_DIGEST,
-    RESULT_SOURCE_TIMESTAMP,
     VULNERABILITIES_EXIT_CODE,
-    parse_termination_message,
 )
-from buildwright.core.formats import as_utc, format_go_duration, go_quote, parse_time, rfc3339
+from buildwright.core.formats import as_utc, format_go_duration, parse_time, rfc3339
+from buildwright.core.podview import (
+    PodStep,
+    config_error,
+    error_details,
+    exceeds_node_resources,
+    finished_at,
+    image_pull_error,
+    logs_hint,
+    output_result,
+    pod_steps,
+    source_result,
+    step_results,
+    waiting_message,
+)
 from buildwright.core.reasons import Reason
 from buildwright.core.resolve import buildrun_timeout_seconds
 
@@ -79,13 +77,7 @@ MSG_COMPLETED_BEFORE_CANCEL = (
     "The TaskRun completed before the request to cancel the TaskRun could be processed."
 )
 
-_IMAGE_PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
-_CONFIG_ERROR = "CreateContainerConfigError"
-_RECOVERABLE_CONFIG_ERROR = "failed to create subPath directory"
 
-
-Severity = Literal["critical", "high", "medium", "low", "unknown"]
-_SEVERITIES: dict[str, Severity] = {"L": "low", "M": "medium", "H": "high", "C": "critical"}
 
 
 @dataclass(frozen=True)
@@ -168,245 +160,6 @@ def missing_pod_update(buildrun: BuildRun, pod_name: str, now: datetime) -> Stat
     )
 
 
-# --- reading the Pod ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Step:
-    """One container of the Pod with its status, in spec order."""
-
-    name: str
-    state: Mapping[str, Any]
-
-    @property
-    def waiting(self) -> Mapping[str, Any] | None:
-        return self.state.get("waiting")
-
-    @property
-    def running(self) -> Mapping[str, Any] | None:
-        return self.state.get("running")
-
-    @property
-    def terminated(self) -> Mapping[str, Any] | None:
-        return self.state.get("terminated")
-
-    @property
-    def exit_code(self) -> int | None:
-        terminated = self.terminated
-        if terminated is None:
-            return None
-        code = terminated.get("exitCode")
-        return code if isinstance(code, int) else None
-
-    @property
-    def failed(self) -> bool:
-        code = self.exit_code
-        return code is not None and code != 0
-
-    @property
-    def termination_message(self) -> str:
-        terminated = self.terminated or {}
-        message = terminated.get("message")
-        return message if isinstance(message, str) else ""
-
-    @property
-    def skipped(self) -> bool:
-        """The entrypoint skipped this step (a step before it failed): it never ran its
-        command, so it is never the failed step, even when its end is reported first."""
-        if not self.failed or "Skipped" not in self.termination_message:
-            return False
-        try:
-            entries = json.loads(self.termination_message)
-        except (ValueError, RecursionError):
-            return False
-        return isinstance(entries, list) and any(
-            isinstance(entry, dict)
-            and (entry.get("key"), entry.get("value")) == ("Reason", "Skipped")
-            for entry in entries
-        )
-
-
-def _ordered(specs: list[Any], statuses: list[Any]) -> Iterator[_Step]:
-    """Statuses in spec order; statuses of containers the spec does not name come last."""
-    by_name = {s.get("name"): s for s in statuses if isinstance(s, dict)}
-    seen: set[str] = set()
-    for spec in specs:
-        name = spec.get("name") if isinstance(spec, dict) else None
-        if not isinstance(name, str) or name in seen:
-            continue
-        seen.add(name)
-        found = by_name.get(name) or {}
-        yield _Step(name, found.get("state") or {})
-    for name, found in by_name.items():
-        if isinstance(name, str) and name not in seen:
-            yield _Step(name, found.get("state") or {})
-
-
-def _steps(pod: Mapping[str, Any]) -> list[_Step]:
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    return [
-        *_ordered(spec.get("initContainers") or [], status.get("initContainerStatuses") or []),
-        *_ordered(spec.get("containers") or [], status.get("containerStatuses") or []),
-    ]
-
-
-def _json_results(text: str) -> dict[str, str] | None:
-    """Results of a Tekton-style termination message; None when it is not such a list."""
-    try:
-        decoded = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(decoded, list):
-        return None
-    return parse_termination_message(text)
-
-
-def _results(steps: list[_Step]) -> dict[str, str]:
-    """All results reported through termination messages; later containers win, so
-    `step-results` (the last one) has the final word. A failed step's results count too
-    (image-processing reports the vulnerabilities it failed on), except its error details,
-    which belong to failureDetails."""
-    results: dict[str, str] = {}
-    for step in steps:
-        if step.terminated is None:
-            continue
-        parsed = _json_results(step.termination_message) or {}
-        results.update(
-            (key, value) for key, value in parsed.items() if key not in ERROR_RESULTS
-        )
-    return results
-
-
-def _output(results: Mapping[str, str]) -> OutputResult | None:
-    digest = results.get(RESULT_IMAGE_DIGEST) or None
-    size: int | None = None
-    try:
-        size = int(results.get(RESULT_IMAGE_SIZE, "").strip())
-    except ValueError:
-        size = None
-    vulnerabilities = _vulnerabilities(results.get(RESULT_IMAGE_VULNERABILITIES, ""))
-    if digest is None and size is None and not vulnerabilities:
-        return None
-    return OutputResult(digest=digest, size=size, vulnerabilities=vulnerabilities or None)
-
-
-def _vulnerabilities(text: str) -> list[Vulnerability]:
-    found: list[Vulnerability] = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        ident, _, letter = item.rpartition(":") if ":" in item else (item, "", "")
-        severity: Severity = _SEVERITIES.get(letter.strip()[:1].upper(), "unknown")
-        found.append(Vulnerability(id=ident.strip(), severity=severity))
-    return found
-
-
-def _source(results: Mapping[str, str]) -> SourceResult | None:
-    git = GitSourceResult(
-        commit_sha=results.get(RESULT_COMMIT_SHA) or None,
-        commit_author=results.get(RESULT_COMMIT_AUTHOR) or None,
-        branch_name=results.get(RESULT_BRANCH_NAME) or None,
-    )
-    has_git = any((git.commit_sha, git.commit_author, git.branch_name))
-    digest = results.get(RESULT_SOURCE_IMAGE_DIGEST) or None
-    timestamp = _epoch_to_rfc3339(results.get(RESULT_SOURCE_TIMESTAMP, ""))
-    if not has_git and digest is None and timestamp is None:
-        return None
-    return SourceResult(
-        git=git if has_git else None,
-        oci_artifact=OCIArtifactSourceResult(digest=digest) if digest else None,
-        timestamp=timestamp,
-    )
-
-
-def _epoch_to_rfc3339(text: str) -> str | None:
-    try:
-        seconds = float(text.strip())
-        return rfc3339(datetime.fromtimestamp(int(seconds), tz=UTC))
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def _error_details(steps: list[_Step]) -> tuple[str | None, str | None]:
-    """shp-error-reason/-message of the failed steps, in step order, the last value winning.
-
-    A failing step's termination message is either our JSON results (the git step) or plain
-    text: a strategy step's own shp-error-message file, or its log tail (FallbackToLogsOnError).
-    """
-    reason: str | None = None
-    message: str | None = None
-    for step in steps:
-        if not step.failed:
-            continue
-        text = step.termination_message
-        parsed = _json_results(text)
-        if parsed is None:
-            if text.strip():
-                message = text.strip()
-            continue
-        reason = parsed.get(RESULT_ERROR_REASON) or reason
-        message = parsed.get(RESULT_ERROR_MESSAGE) or message
-    return reason, message
-
-
-def _waiting_message(pod: Mapping[str, Any], steps: list[_Step]) -> str:
-    """Tekton's getWaitingMessage: first match wins."""
-    for step in steps:
-        waiting = step.waiting
-        if waiting and waiting.get("message"):
-            return (
-                f"build step {go_quote(step.name)} is pending with reason "
-                f"{go_quote(str(waiting['message']))}"
-            )
-    status = pod.get("status") or {}
-    for condition in status.get("conditions") or []:
-        if condition.get("status") != "True":
-            return (
-                f"pod status {go_quote(str(condition.get('type', '')))}:"
-                f"{go_quote(str(condition.get('status', '')))}; message: "
-                f"{go_quote(str(condition.get('message', '')))}"
-            )
-    if status.get("message"):
-        return str(status["message"])
-    return Reason.PENDING
-
-
-def _exceeds_node_resources(pod: Mapping[str, Any]) -> bool:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("reason") == "Unschedulable" and "Insufficient" in str(
-            condition.get("message", "")
-        ):
-            return True
-    return False
-
-
-def _config_error(steps: list[_Step]) -> bool:
-    for step in steps:
-        waiting = step.waiting
-        if waiting and waiting.get("reason") == _CONFIG_ERROR:
-            return _RECOVERABLE_CONFIG_ERROR not in str(waiting.get("message", ""))
-    return False
-
-
-def _image_pull_error(steps: list[_Step]) -> bool:
-    return any(step.waiting and step.waiting.get("reason") in _IMAGE_PULL_ERRORS for step in steps)
-
-
-def _finished_at(steps: list[_Step], now: datetime) -> str:
-    latest: datetime | None = None
-    for step in steps:
-        moment = parse_time((step.terminated or {}).get("finishedAt"))
-        if moment is not None and (latest is None or moment > latest):
-            latest = moment
-    return rfc3339(latest if latest is not None else now)
-
-
-def _logs_hint(namespace: str, pod_name: str, container: str) -> str:
-    return f"kubectl --namespace {namespace} logs {pod_name} --container={container}"
-
-
 # --- the decision ---------------------------------------------------------------------------
 
 
@@ -423,21 +176,21 @@ def status_from_pod(buildrun: BuildRun, pod: dict[str, Any] | None, now: datetim
         return missing_pod_update(buildrun, pod_name, now)
 
     pod_name = str((pod.get("metadata") or {}).get("name", ""))
-    steps = _steps(pod)
-    results = _results(steps)
+    steps = pod_steps(pod)
+    results = step_results(steps)
     outcome = _decide(buildrun, pod, steps, now)
     if not outcome.terminal:
         completion = None
     elif outcome.stop_pod:
         completion = rfc3339(now)
     else:
-        completion = _finished_at(steps, now)
+        completion = finished_at(steps, now)
     return StatusUpdate(
         condition=make_condition(buildrun, outcome.status, outcome.reason, outcome.message, now),
         start_time=(pod.get("status") or {}).get("startTime") or None,
         completion_time=completion,
-        output=_output(results),
-        source=_source(results),
+        output=output_result(results),
+        source=source_result(results),
         failure_details=outcome.details,
         executor=Executor(name=pod_name, kind=EXECUTOR_KIND),
         task_run_name=pod_name,
@@ -456,7 +209,7 @@ class _Outcome:
 
 
 def _decide(
-    buildrun: BuildRun, pod: Mapping[str, Any], steps: list[_Step], now: datetime
+    buildrun: BuildRun, pod: Mapping[str, Any], steps: list[PodStep], now: datetime
 ) -> _Outcome:
     metadata = pod.get("metadata") or {}
     pod_name = str(metadata.get("name", ""))
@@ -496,19 +249,19 @@ def _decide(
             terminal=True, stop_pod=True,
         )
 
-    if _exceeds_node_resources(pod):
+    if exceeds_node_resources(pod):
         return _Outcome("Unknown", Reason.EXCEEDED_NODE_RESOURCES, MSG_EXCEEDED_NODE_RESOURCES)
-    if _config_error(steps):
+    if config_error(steps):
         return _Outcome(
             "False", Reason.CREATE_CONTAINER_CONFIG_ERROR, MSG_CONFIG_ERROR,
             terminal=True, stop_pod=True,
         )
-    if _image_pull_error(steps):
-        return _Outcome("Unknown", Reason.PULL_IMAGE_FAILED, _waiting_message(pod, steps))
+    if image_pull_error(steps):
+        return _Outcome("Unknown", Reason.PULL_IMAGE_FAILED, waiting_message(pod, steps))
     started = any(step.running is not None or step.terminated is not None for step in steps)
     if phase == "Running" or started:
         return _Outcome("Unknown", Reason.RUNNING, MSG_RUNNING)
-    return _Outcome("Unknown", Reason.PENDING, _waiting_message(pod, steps))
+    return _Outcome("Unknown", Reason.PENDING, waiting_message(pod, steps))
 
 
 def _failure(
@@ -516,8 +269,8 @@ def _failure(
     pod_name: str,
     namespace: str,
     status: Mapping[str, Any],
-    steps: list[_Step],
-    failed_step: _Step | None,
+    steps: list[PodStep],
+    failed_step: PodStep | None,
     now: datetime,
 ) -> _Outcome:
     """Shipwright's rewrite of a failed executor: reason, message and failureDetails."""
@@ -546,7 +299,7 @@ def _failure(
         )
 
     container = failed_step.name
-    hint = _logs_hint(namespace, pod_name, container)
+    hint = logs_hint(namespace, pod_name, container)
     if (failed_step.terminated or {}).get("reason") == "OOMKilled":
         return _Outcome(
             "False", Reason.STEP_OUT_OF_MEMORY,
@@ -554,7 +307,7 @@ def _failure(
             + hint,
             terminal=True, details=where_only,
         )
-    error_reason, error_message = _error_details(steps)
+    error_reason, error_message = error_details(steps)
     full = FailureDetails(reason=error_reason, message=error_message, location=location)
     vulnerable = failed_step.exit_code == VULNERABILITIES_EXIT_CODE
     if container == IMAGE_PROCESSING_CONTAINER and vulnerable:
@@ -615,17 +368,5 @@ def elapsed_seconds(
     return max(0.0, (as_utc(now) - created).total_seconds())
 
 
-# --- the Pod's progress ---------------------------------------------------------------------
-
-
-def pod_finished(pod: Mapping[str, Any]) -> bool:
-    """Whether the Pod ran to its end (its phase is final)."""
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def pod_ending(pod: Mapping[str, Any]) -> bool:
-    """Whether the Pod finished or is being deleted: its BuildRun's end is near, and worth
-    reconciling before runs that merely progress."""
-    return pod_finished(pod) or "deletionTimestamp" in (pod.get("metadata") or {})
 
 

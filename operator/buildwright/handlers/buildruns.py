@@ -21,6 +21,7 @@ from buildwright.core import (
     lifecycle,
     pod,
     podcheck,
+    podview,
     preflight,
     resolve,
     retention,
@@ -307,7 +308,7 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         extra=logs.about("BuildRun", namespace, name),
     )  # fmt: skip
     update = status.status_from_pod(buildrun, build_pod, common.now())
-    if update.stop_pod and not status.pod_finished(build_pod):
+    if update.stop_pod and not podview.pod_finished(build_pod):
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
     if not update.terminal:
         schedule_timeout(ctx, buildrun)
@@ -501,7 +502,7 @@ async def follow_pod(
     tail_of = status.log_tail_wanted(buildrun, update)
     if tail_of is not None:
         update = status.with_log_tail(update, await log_tail(ctx, namespace, pod_name, tail_of))
-    if update.stop_pod and build_pod is not None and not status.pod_finished(build_pod):
+    if update.stop_pod and build_pod is not None and not podview.pod_finished(build_pod):
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
     if not update.terminal:
         schedule_timeout(ctx, buildrun)

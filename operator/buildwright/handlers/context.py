@@ -11,7 +11,9 @@ from typing import Any
 
 from buildwright.config import ReconcileConfig
 from buildwright.core import cached
+from buildwright.informer import KeyQueue, PodInformer, SecretInformer
 from buildwright.kube import Kube
+from buildwright.leader import Elector
 from buildwright.state import Dependents, Key, Scheduler, Store
 
 
@@ -52,9 +54,9 @@ class Context:
     # the deadline as passed, not start a new window.
     status_due: dict[Key, datetime] = field(default_factory=dict)
     # Set at start-up (main.py): build Pods watched outside kopf, and the BuildRuns they wake.
-    pod_informer: Any = None
-    secret_informers: list[Any] = field(default_factory=list)
-    reconcile_queue: Any = None
+    pod_informer: PodInformer | None = None
+    secret_informers: list[SecretInformer] = field(default_factory=list)
+    reconcile_queue: KeyQueue | None = None
     unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
     # (object, purpose) → transient failures in a row, for the backoff of `common.retry_later`.
     retry_attempts: dict[tuple[Key, str], int] = field(default_factory=dict)
@@ -62,7 +64,7 @@ class Context:
     announced: set[str] = field(default_factory=set)
     # Whether this replica reconciles (leader election; always without it).
     leading: Callable[[], bool] = lambda: True
-    elector: Any = None
+    elector: Elector | None = None
     _locks: defaultdict[Key, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
