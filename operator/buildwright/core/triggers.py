@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -115,6 +116,11 @@ class Delivery:
     delivery_id: str
     ignored: str | None = None
     """Why nothing is to be done for this delivery (it is still answered 2xx when signed)."""
+
+    @cached_property
+    def normalised_urls(self) -> frozenset[str]:
+        """`repository_urls` as `normalise_repository_url` compares them (once)."""
+        return frozenset(normalise_repository_url(u) for u in self.repository_urls)
 
     @property
     def describe(self) -> str:
@@ -352,8 +358,7 @@ def repository_matches(build: Build, delivery: Delivery) -> bool:
     url = source_url(build)
     if url is None:
         return False
-    wanted = normalise_repository_url(url)
-    return any(normalise_repository_url(u) == wanted for u in delivery.repository_urls)
+    return normalise_repository_url(url) in delivery.normalised_urls
 
 
 def _glob(pattern: str) -> re.Pattern[str]:

@@ -48,6 +48,12 @@ def _count(provider: str, outcome: str) -> None:
     metrics.current().trigger_deliveries.labels(provider, outcome).inc()
 
 
+# Build models by (namespace, name), with the resourceVersion they were read at: a delivery
+# reads every Build with a trigger in scope, and a model costs ~0.1 ms to make
+# (bench/trigger_matching.py), so each Build is parsed once per change, not per delivery.
+_models: dict[tuple[str, str], tuple[str, Build]] = {}
+
+
 def builds_in_scope(ctx: Context, namespace: str | None) -> list[tuple[dict[str, Any], Build]]:
     """The cached Builds with triggers a delivery to this path may concern (valid models)."""
     if namespace is not None:
@@ -58,10 +64,22 @@ def builds_in_scope(ctx: Context, namespace: str | None) -> list[tuple[dict[str,
     for body in bodies:
         if not (body.get("spec") or {}).get("trigger"):
             continue  # most Builds have no trigger: not worth a model
+        meta = body["metadata"]
+        key, version = (meta["namespace"], meta["name"]), meta.get("resourceVersion", "")
+        cached = _models.get(key)
+        if cached is not None and cached[0] == version and version:
+            out.append((body, cached[1]))
+            continue
         try:
-            out.append((body, Build.model_validate(body)))
+            build = Build.model_validate(body)
         except pydantic.ValidationError:
             continue
+        _models[key] = (version, build)
+        out.append((body, build))
+    if len(_models) > 2 * max(len(ctx.builds), 1):  # forget deleted Builds now and then
+        live = set(ctx.builds.stored_keys())
+        for key in [k for k in _models if k not in live]:
+            del _models[key]
     return out
 
 
