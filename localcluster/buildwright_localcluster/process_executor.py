@@ -20,6 +20,9 @@ A small launcher (this module run as a program, stdlib only so it starts fast) e
 mount namespace, mounts, changes directory and execs the command; it reads its instructions
 from a root-only file so env values (which may come from Secrets) never appear on a command
 line.
+
+One module, over 500 lines: test tooling; env expansion, volume mounts, the namespace
+setup and the process lifecycle of a container are one sequence and change together.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ Credential/URL combinations that cannot work are refused before Git runs:
 * username/password for a plain ``http://`` URL ⇒ ``AuthUnexpectedHTTP``, because the password
   would cross the network in clear text. Loopback hosts (127.0.0.0/8, ::1, localhost) are
   exempt: nothing leaves the machine, and local test servers rarely have certificates.
+
+One module, over 500 lines: one program that runs in the Pod, read top to bottom (credentials,
+clone, checkout, submodules, results), with the table that turns git's errors into reasons
+next to the calls that produce them.
 """
 
 from __future__ import annotations
