@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 from tests.gitserver import GitDaemon, commit, git
-from tests.integration.operator_process import OperatorProcess, _free_port, in_place_of
+from tests.integration.operator_process import OperatorProcess
+from tests.integration.test_triggers import operator_with_triggers
 from tests.registry import LocalRegistry
 
 from buildwright.core import triggers as t
@@ -68,15 +69,9 @@ def trigger_operator(
     operator: OperatorProcess, registry: LocalRegistry,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[OperatorProcess, int]]:  # fmt: skip
-    port = _free_port()
-    log_dir = tmp_path_factory.mktemp("trigger-operator")
-    settings = {
-        "BUILDWRIGHT_TRIGGER_PORT": str(port),
-        "BUILDWRIGHT_TRIGGER_POLL_INTERVAL": str(POLL_SECONDS),
-        "BUILDWRIGHT_TRIGGER_INSECURE_REGISTRIES": registry.host,
-    }
-    with in_place_of(operator, log_dir, settings) as process:
-        yield process, port
+    with operator_with_triggers(operator, tmp_path_factory.mktemp("trigger-operator"),
+                                registry.host, POLL_SECONDS) as running:  # fmt: skip
+        yield running
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +52,33 @@ def image_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRe
         yield server
 
 
+@contextmanager
+def operator_with_triggers(session: OperatorProcess, log_dir: Path, registry_host: str,
+                           poll_seconds: float, **extra: str,
+                           ) -> Iterator[tuple[OperatorProcess, int]]:  # fmt: skip
+    """The operator, in place of the session's, with its receiver on a known loopback port,
+    a short poll interval and `registry_host` polled over plain HTTP: (process, port)."""
+    port = _free_port()
+    settings = {
+        "BUILDWRIGHT_TRIGGER_PORT": str(port),
+        "BUILDWRIGHT_TRIGGER_POLL_INTERVAL": str(poll_seconds),
+        "BUILDWRIGHT_TRIGGER_INSECURE_REGISTRIES": registry_host,
+        **extra,
+    }
+    with in_place_of(session, log_dir, settings) as process:
+        yield process, port
+
+
 @pytest.fixture(scope="module")
 def trigger_operator(
     operator: OperatorProcess, image_registry: LocalRegistry,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[OperatorProcess, int]]:  # fmt: skip
-    """The operator with its trigger receiver on a known port, in place of the session's."""
-    port = _free_port()
-    log_dir = tmp_path_factory.mktemp("trigger-operator")
-    settings = {
-        "BUILDWRIGHT_TRIGGER_PORT": str(port),
-        "BUILDWRIGHT_TRIGGER_POLL_INTERVAL": str(POLL_SECONDS),
-        "BUILDWRIGHT_TRIGGER_INSECURE_REGISTRIES": image_registry.host,
-        "BUILDWRIGHT_TRIGGER_BODY_LIMIT": "65536",
-    }
-    with in_place_of(operator, log_dir, settings) as process:
-        yield process, port
+    with operator_with_triggers(
+        operator, tmp_path_factory.mktemp("trigger-operator"), image_registry.host,
+        POLL_SECONDS, BUILDWRIGHT_TRIGGER_BODY_LIMIT="65536",
+    ) as running:  # fmt: skip
+        yield running
 
 
 @pytest.fixture
