@@ -362,10 +362,12 @@ def test_a_follower_answers_deliveries_too_and_never_twice(
     tc: TriggerCluster, kubeconfig: Path, tmp_path: Path, api_client: client.ApiClient,
 ) -> None:  # fmt: skip
     """Every replica behind the Service answers: the follower creates the BuildRun itself,
-    and the same delivery to the leader is a duplicate."""
+    and the same delivery to the leader is a duplicate. The follower matches cluster-wide
+    (`/hooks/github`), the leader per namespace."""
     follower_port = _free_port()
-    follower = OperatorProcess(kubeconfig, tmp_path, {"BUILDWRIGHT_TRIGGER_PORT":
-                                                      str(follower_port)})  # fmt: skip
+    follower = OperatorProcess(kubeconfig, tmp_path, {
+        "BUILDWRIGHT_TRIGGER_PORT": str(follower_port), "BUILDWRIGHT_TRIGGER_SCOPE": "cluster",
+    })  # fmt: skip
     follower.start()
     try:
         coordination = client.CoordinationV1Api(api_client)
@@ -378,8 +380,9 @@ def test_a_follower_answers_deliveries_too_and_never_twice(
                                           follower, follower_port)  # fmt: skip
         # The follower learns of the Build from its own watch.
         status, answer = wait_for(
-            lambda: (r := follower_cluster.deliver("github", signed(body, delivery), body))[0]
-            == 202 and r, 30, "the follower accepting the delivery", follower_cluster.diagnostics,
+            lambda: (r := follower_cluster.deliver("github", signed(body, delivery), body,
+                                                   namespace=""))[0] == 202 and r,
+            30, "the follower accepting the delivery", follower_cluster.diagnostics,
         )  # fmt: skip
         (name,) = answer["buildRuns"]
         status, answer = tc.deliver("github", signed(body, delivery), body)
