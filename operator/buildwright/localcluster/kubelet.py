@@ -30,7 +30,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -204,6 +204,47 @@ def entrypoint_message(written: str, results: Mapping[str, str], skipped: bool) 
     return json.dumps(entries, separators=(",", ":"))
 
 
+# Flags of Tekton's entrypoint that take no value (its cmd/entrypoint/main.go).
+_ENTRYPOINT_BOOLEAN_FLAGS = frozenset(
+    {"wait_file_content", "breakpoint_on_failure", "debug_before_step", "enable_spire"}
+)
+
+
+def paired_entrypoint_flags(container: Container) -> Container:
+    """`container` with its entrypoint flags as `-name value` pairs, the form buildwright's
+    Pods use: Tekton's own Pods also pass `-name=value` and value-less boolean flags, which
+    are dropped (none of them changes what a scripted step does)."""
+    args = [str(arg) for arg in container.get("args") or []]
+    if "--" not in args:
+        return container
+    split = args.index("--")
+    paired: list[str] = []
+    for arg in args[:split]:
+        name, equals, value = arg.lstrip("-").partition("=")
+        if name in _ENTRYPOINT_BOOLEAN_FLAGS:
+            continue
+        paired += [f"-{name}", value] if equals else [arg]
+    return {**container, "args": [*paired, *args[split:]]}
+
+
+def _downward_file_ready(pod: Pod, container: Container, path: str | None) -> bool:
+    """Whether `path` is a Downward API file of an annotation that is already set: Tekton's
+    first step waits for such a file (`tekton.dev/ready`) when the Pod has sidecars."""
+    if not path:
+        return False
+    volumes = {v.get("name"): v for v in pod.get("spec", {}).get("volumes") or []}
+    annotations = pod.get("metadata", {}).get("annotations") or {}
+    for mount in container.get("volumeMounts") or []:
+        items = (volumes.get(mount.get("name")) or {}).get("downwardAPI", {}).get("items") or []
+        for item in items:
+            if f"{mount.get('mountPath', '').rstrip('/')}/{item.get('path')}" != path:
+                continue
+            field_path = str(item.get("fieldRef", {}).get("fieldPath", ""))
+            key = field_path.removeprefix("metadata.annotations['").removesuffix("']")
+            return key != field_path and bool(annotations.get(key))
+    return False
+
+
 class _PostBoard:
     """The post files of one Pod's steps, as the entrypoint leaves them in /tekton/run:
     each path is posted once, as success or as failure (`<path>.err`)."""
@@ -340,7 +381,9 @@ class ScriptedExecutor:
 
     def start(self, pod: Pod, container: Container, notify: Callable[[], None]) -> ContainerRun:
         outcome = self.outcome_for(pod, container)
-        step = sequenced_step(container)
+        step = sequenced_step(paired_entrypoint_flags(container))
+        if step is not None and _downward_file_ready(pod, container, step.wait_file):
+            step = replace(step, wait_file=None)
         if step is None:
             return _ScriptedRun(outcome, notify, self._timers)
         uid = str(pod.get("metadata", {}).get("uid", ""))
