@@ -70,27 +70,36 @@ def test_step_args_after_the_separator_are_left_alone() -> None:
     assert paired_entrypoint_flags(container)["args"][-2:] == ["-wait_file_content", "-x=y"]
 
 
-def run_first_step(ready: str | None) -> Outcome | None:
+def start_first_step(ready: str | None) -> tuple[ScriptedExecutor, Any, threading.Event]:
     executor = ScriptedExecutor(default_duration=0.0)
     container = tekton_step("step-build", FIRST, volumeMounts=[DOWNWARD])
-    pod = tekton_pod([container], ready)
     finished = threading.Event()
+    digest = Outcome(duration=0.0, results={"shp-image-digest": "sha256:ab"})
+    executor.script("ns", {"step-build": digest})
+    run = executor.start(tekton_pod([container], ready), container, finished.set)
+    return executor, run, finished
+
+
+def test_a_set_ready_annotation_releases_the_first_step_and_results_are_reported() -> None:
+    executor, run, finished = start_first_step("READY")
     try:
-        executor.script(
-            "ns", {"step-build": Outcome(duration=0.0, results={"shp-image-digest": "sha256:ab"})}
-        )
-        run = executor.start(pod, container, finished.set)
-        finished.wait(0.5)  # long enough for a 0-second step that is not held back
-        return run.result()
+        assert finished.wait(5.0)
+        outcome = run.result()
+        assert outcome is not None and outcome.exit_code == 0
+        assert '{"key":"shp-image-digest","value":"sha256:ab","type":1}' in outcome.message
     finally:
         executor.close()
 
 
-def test_a_set_ready_annotation_releases_the_first_step_and_results_are_reported() -> None:
-    outcome = run_first_step("READY")
-    assert outcome is not None and outcome.exit_code == 0
-    assert '{"key":"shp-image-digest","value":"sha256:ab","type":1}' in outcome.message
-
-
-def test_without_the_annotation_the_first_step_waits() -> None:
-    assert run_first_step(None) is None
+def test_the_first_step_waits_until_the_annotation_is_set() -> None:
+    executor, run, finished = start_first_step(None)
+    try:
+        # Long enough for a 0-second step that is not held back.
+        assert not finished.wait(0.5)
+        assert run.result() is None
+        executor.observe(tekton_pod([], ""))  # set, but empty: a file without content
+        executor.observe(tekton_pod([], "READY"))
+        assert finished.wait(5.0)
+        assert run.result() is not None
+    finally:
+        executor.close()

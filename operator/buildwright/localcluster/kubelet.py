@@ -30,7 +30,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -227,13 +227,13 @@ def paired_entrypoint_flags(container: Container) -> Container:
     return {**container, "args": [*paired, *args[split:]]}
 
 
-def _downward_file_ready(pod: Pod, container: Container, path: str | None) -> bool:
-    """Whether `path` is a Downward API file of an annotation that is already set: Tekton's
-    first step waits for such a file (`tekton.dev/ready`) when the Pod has sidecars."""
+def downward_annotation(pod: Pod, container: Container, path: str | None) -> str | None:
+    """The annotation whose value the Downward API file `path` of `container` holds, if it is
+    one: Tekton's first step waits until its `tekton.dev/ready` file has content, which its
+    controller sets once the Pod runs (and at creation where no sidecar can be injected)."""
     if not path:
-        return False
+        return None
     volumes = {v.get("name"): v for v in pod.get("spec", {}).get("volumes") or []}
-    annotations = pod.get("metadata", {}).get("annotations") or {}
     for mount in container.get("volumeMounts") or []:
         items = (volumes.get(mount.get("name")) or {}).get("downwardAPI", {}).get("items") or []
         for item in items:
@@ -241,8 +241,8 @@ def _downward_file_ready(pod: Pod, container: Container, path: str | None) -> bo
                 continue
             field_path = str(item.get("fieldRef", {}).get("fieldPath", ""))
             key = field_path.removeprefix("metadata.annotations['").removesuffix("']")
-            return key != field_path and bool(annotations.get(key))
-    return False
+            return key if key != field_path else None
+    return None
 
 
 class _PostBoard:
@@ -360,6 +360,7 @@ class ScriptedExecutor:
         self._lock = threading.Lock()
         self._timers = _Timers()
         self._boards: dict[str, _PostBoard] = {}
+        self._downward: dict[str, dict[str, str]] = {}  # uid -> waited file -> annotation
 
     def script(self, namespace: str, outcomes: Mapping[str, Outcome]) -> None:
         with self._lock:
@@ -382,19 +383,38 @@ class ScriptedExecutor:
     def start(self, pod: Pod, container: Container, notify: Callable[[], None]) -> ContainerRun:
         outcome = self.outcome_for(pod, container)
         step = sequenced_step(paired_entrypoint_flags(container))
-        if step is not None and _downward_file_ready(pod, container, step.wait_file):
-            step = replace(step, wait_file=None)
         if step is None:
             return _ScriptedRun(outcome, notify, self._timers)
         uid = str(pod.get("metadata", {}).get("uid", ""))
+        annotation = downward_annotation(pod, container, step.wait_file)
         with self._lock:
             board = self._boards.setdefault(uid, _PostBoard())
-        return _SequencedRun(outcome, step, board, notify, self._timers)
+            if annotation and step.wait_file:
+                self._downward.setdefault(uid, {})[step.wait_file] = annotation
+        run = _SequencedRun(outcome, step, board, notify, self._timers)
+        self.observe(pod)
+        return run
+
+    def observe(self, pod: Pod) -> None:
+        """A newer version of a running Pod: Downward API files waited for get their content
+        when the annotation they show is set."""
+        meta = pod.get("metadata", {})
+        annotations = meta.get("annotations") or {}
+        with self._lock:
+            board = self._boards.get(str(meta.get("uid", "")))
+            waits = self._downward.get(str(meta.get("uid", ""))) or {}
+            ready = [path for path, key in waits.items() if annotations.get(key)]
+            for path in ready:
+                del waits[path]
+        for path in ready:
+            if board is not None:
+                board.post(path, True)
 
     def release(self, pod: Pod) -> None:
         """Forget a Pod whose driver is done."""
         with self._lock:
             self._boards.pop(str(pod.get("metadata", {}).get("uid", "")), None)
+            self._downward.pop(str(pod.get("metadata", {}).get("uid", "")), None)
 
     def close(self) -> None:
         self._timers.close()
@@ -615,6 +635,9 @@ class _PodDriver:
     def observe(self, pod: Pod) -> None:
         with self._lock:
             self.pod = pod
+        observe = getattr(self.kubelet.executor, "observe", None)
+        if observe is not None:
+            observe(pod)  # an annotation shown through the Downward API may have changed
         if pod.get("metadata", {}).get("deletionTimestamp"):
             self.wake.set()
 
