@@ -1052,7 +1052,8 @@ def main() -> None:
     parser.add_argument(
         "--peer-qps", type=float, metavar="QPS",
         help="client-side rate limit of both peer controllers (KUBE_API_QPS, burst twice as "
-        "much); default: as their releases ship (client-go/knative defaults)",
+        "much; Tekton doubles both); default: as their releases ship (Tekton 20/s, Shipwright "
+        "unlimited)",
     )  # fmt: skip
     parser.add_argument(
         "--out", type=Path,
