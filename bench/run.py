@@ -52,20 +52,16 @@ SYSTEMS = ("buildwright", "shipwright")
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 READ_VERBS = {"get", "list"}
 
-AUDIT_POLICY = """\
+AUDIT_POLICY_HEADER = """\
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
-  - level: Metadata
 """
+AUDIT_POLICY = AUDIT_POLICY_HEADER + "  - level: Metadata\n"
 # With --system shipwright|both: the bodies of writes too (except Secrets'), so that bytes
 # written can be counted per client. It costs the apiserver some CPU on both sides alike.
-AUDIT_POLICY_WITH_BODIES = """\
-apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived"]
-rules:
+AUDIT_POLICY_WITH_BODIES = AUDIT_POLICY_HEADER + """\
   - level: Metadata
     resources: [{group: "", resources: ["secrets"]}]
   - level: Request
