@@ -209,6 +209,7 @@ class Observation:
         out["duplicate_pods"] = float(sum(max(len(t.pod_uids) - 1, 0) for t in tracks))
         out["without_pod"] = float(sum(1 for t in tracks if not t.pod_uids))
         out["not_succeeded"] = float(sum(1 for t in tracks if t.reason != "Succeeded"))
+        out["finished"] = float(sum(1 for t in tracks if t.done is not None))
         out["without_digest"] = float(sum(1 for t in tracks if not t.digest))
         out["regressions"] = float(self.regressions)
         out["create_errors"] = float(self.create_errors)
@@ -526,6 +527,7 @@ class Bench:
         self.kubelet: subprocess.Popen[str] | None = None
         self.system: Any = None
         self.peer_qps: float | None = None
+        self.bound_rate = 10.0  # BuildRuns per second the wait for a run's end allows for
         # As the image runs it (Dockerfile); --operator-env PYTHONMALLOC=pymalloc to compare.
         self.operator_env = {"PYTHONMALLOC": "malloc", **(operator_env or {})}
 
@@ -686,7 +688,7 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
     offset = bench.audit_log.stat().st_size
     others = bench.other_pids()
     others_before = {name: proc_cpu_seconds(p) for name, p in others.items()}
-    timeout = 60 + scenario.count / 10
+    timeout = 60 + scenario.count / bench.bound_rate
     profiles = start_profiles(bench, api, f"{scenario.name}-{index}", scenario)
     obs = await drive(api, namespace, count=scenario.count, rate=scenario.rate, timeout=timeout)
     await profiles
@@ -758,6 +760,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("pod_events_per_buildrun", "Pod watch events / BuildRun", "{:.2f}"),
     ("duplicate_pods", "duplicate Pods", "{:.0f}"),
     ("without_pod", "BuildRuns without Pod", "{:.0f}"),
+    ("finished", "BuildRuns finished within the bound", "{:.0f}"),
     ("not_succeeded", "BuildRuns not Succeeded", "{:.0f}"),
     ("without_digest", "BuildRuns without status.output.digest", "{:.0f}"),
     ("regressions", "status regressions", "{:.0f}"),
@@ -1046,6 +1049,11 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--compare", action="store_true", help="the same as --system both")
     parser.add_argument(
+        "--bound-rate", type=float, default=10.0, metavar="PER_SECOND",
+        help="a run waits at most 60 s + BuildRuns / PER_SECOND for every BuildRun to finish "
+        "(default 10); the peer needs a lower one on two cores",
+    )  # fmt: skip
+    parser.add_argument(
         "--peer-qps", type=float, metavar="QPS",
         help="client-side rate limit of both peer controllers (KUBE_API_QPS, burst twice as "
         "much; Tekton doubles both); default: as their releases ship (Tekton 20/s, Shipwright "
@@ -1077,6 +1085,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="buildwright-bench-") as tmp:
         bench = Bench(Path(tmp), env, args.profile, audit_bodies=args.system != "buildwright")
         bench.peer_qps = args.peer_qps
+        bench.bound_rate = args.bound_rate
         # Outside the event loop, so that SIGTERM (turned into SystemExit by the control
         # plane) or Ctrl-C still stops the operator and the stand-in, not only the cluster.
         try:
