@@ -62,7 +62,7 @@ peer:
 # BENCH_SCENARIOS="--scenario steady-10" for one scenario.
 BENCH_SCENARIOS ?= --scenario steady-10 --scenario steady-20 --scenario burst-500 --scenario memory-5000
 bench: venv control-plane peer
-	$(BIN)/python bench/run.py --compare $(BENCH_SCENARIOS) $(BENCH_ARGS)
+	$(BIN)/python bench/run.py --compare --bound-rate 2 $(BENCH_SCENARIOS) $(BENCH_ARGS)
 
 # The operator alone, every scenario (issue 9; writes bench/results.md):
 # BENCH_ARGS="--scenario steady-100 --quick".
