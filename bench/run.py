@@ -878,7 +878,8 @@ def render_comparison(data: dict[str, Any]) -> str:
     out += ["", "```", data["command"], "```", "", "| machine | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in data["machine"].items()]
     for name, entry in systems.items():
-        out.append(f"| {name}: wall time of its runs | {entry['seconds']:.0f} s |")
+        if "seconds" in entry:
+            out.append(f"| {name}: wall time of its runs | {entry['seconds']:.0f} s |")
     out += ["", COMPARED, ""]
     for name, entry in systems.items():
         if "error" in entry:
