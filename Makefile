@@ -6,12 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: venv control-plane entrypoint shp lint typecheck unit integration test chaos crds cluster cluster-down run e2e-local e2e-kind bench bench-operator peer clean
+.PHONY: generated venv control-plane entrypoint shp lint typecheck unit integration test chaos crds cluster cluster-down run e2e-local e2e-kind bench bench-operator peer clean
 
-$(BIN)/buildwright: pyproject.toml
+$(BIN)/buildwright: pyproject.toml localcluster/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./localcluster
 	touch $@
 
 venv: $(BIN)/buildwright
@@ -24,7 +24,7 @@ entrypoint:
 	@bash hack/build-entrypoint.sh >/dev/null
 
 lint: venv
-	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff check operator localcluster tests bench e2e
 	$(BIN)/lint-imports
 
 typecheck: venv
@@ -57,7 +57,7 @@ e2e-local: venv control-plane entrypoint shp
 peer:
 	@bash hack/build-peer.sh >/dev/null
 
-# buildwright and the peer side by side on one control plane, one after the other (issue 18;
+# buildwright and the peer side by side on one control plane, scenario by scenario (issue 18;
 # about an hour; writes bench/results-peer.md): BENCH_ARGS="--repeats 1",
 # BENCH_SCENARIOS="--scenario steady-10" for one scenario.
 BENCH_SCENARIOS ?= --scenario steady-10 --scenario steady-20 --scenario burst-500 --scenario memory-5000
@@ -72,18 +72,22 @@ bench-operator: venv control-plane
 crds: venv
 	$(BIN)/python -m buildwright.api.crdgen crds
 
+# Everything generated from the code: the CRDs and the table of reasons.
+generated: crds
+	$(BIN)/python -c "from buildwright.core.reasons import reasons_table; print(reasons_table(), end='')" > docs/reasons.md
+
 cluster: venv control-plane
-	$(BIN)/python -m buildwright.localcluster up --kubeconfig $(KUBECONFIG_LOCAL)
+	$(BIN)/python -m buildwright_localcluster up --kubeconfig $(KUBECONFIG_LOCAL)
 
 cluster-down: venv
-	$(BIN)/python -m buildwright.localcluster down --kubeconfig $(KUBECONFIG_LOCAL)
+	$(BIN)/python -m buildwright_localcluster down --kubeconfig $(KUBECONFIG_LOCAL)
 
 # The local control plane, the node agent (runs build Pods as processes on this machine; needs
 # root and the tools the steps call, see e2e/local/README.md) and the operator in the
 # foreground. `buildwright run --local` installs the CRDs and strategies itself.
 run: cluster entrypoint
 	@mkdir -p .local
-	@$(BIN)/python -m buildwright.localcluster.nodeagent --kubeconfig $(KUBECONFIG_LOCAL) --state-dir .local/agent \
+	@$(BIN)/python -m buildwright_localcluster.nodeagent --kubeconfig $(KUBECONFIG_LOCAL) --state-dir .local/agent \
 		>.local/node-agent.log 2>&1 & agent=$$!; \
 	trap 'kill $$agent 2>/dev/null; wait $$agent 2>/dev/null' EXIT INT TERM; \
 	echo "node agent running (log: .local/node-agent.log)"; \

@@ -25,7 +25,9 @@ from typing import Any
 import aiohttp
 
 from buildwright.api.conversion import V1ALPHA1, V1BETA1, convert
-from buildwright.webhook import generate_self_signed, handle_review, serve
+from buildwright.webhook.certificates import generate_self_signed
+from buildwright.webhook.review import handle_review
+from buildwright.webhook.server import serve
 
 BOOK_BUILD: dict[str, Any] = {
     "apiVersion": V1ALPHA1,

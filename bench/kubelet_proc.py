@@ -21,7 +21,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from buildwright.localcluster.kubelet import KubeletStandIn, Outcome, ScriptedExecutor
+from buildwright_localcluster.kubelet import KubeletStandIn, Outcome, ScriptedExecutor
 
 DIGEST = "sha256:" + "cd" * 32
 RESULTS = {"shp-image-digest": DIGEST, "shp-image-size": "4242"}

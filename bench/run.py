@@ -507,7 +507,7 @@ class Bench:
         *,
         audit_bodies: bool = False,
     ) -> None:
-        from buildwright.localcluster.controlplane import ControlPlane
+        from buildwright_localcluster.controlplane import ControlPlane
 
         self.workdir = workdir
         policy = workdir / "audit-policy.yaml"

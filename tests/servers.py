@@ -6,7 +6,7 @@ import socket
 import subprocess
 from collections.abc import Callable
 
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.wait import wait_until
 
 
 def free_port() -> int:

@@ -39,11 +39,11 @@ from tests.integration.conftest import (  # noqa: F401  the same fixtures as the
 from tests.integration.operator_process import OperatorProcess
 from tests.registry import REGISTRY_PASSWORD, REGISTRY_USERNAME, LocalRegistry
 
-from buildwright.localcluster.binaries import ensure_entrypoint
-from buildwright.localcluster.controlplane import ControlPlane
-from buildwright.localcluster.kubelet import KubeletStandIn
-from buildwright.localcluster.process_executor import ProcessExecutor
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.binaries import ensure_entrypoint
+from buildwright_localcluster.controlplane import ControlPlane
+from buildwright_localcluster.kubelet import KubeletStandIn
+from buildwright_localcluster.process_executor import ProcessExecutor
+from buildwright_localcluster.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 

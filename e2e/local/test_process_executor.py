@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from buildwright.localcluster import process_executor
-from buildwright.localcluster.kubelet import Outcome
-from buildwright.localcluster.process_executor import ProcessExecutor, expand
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster import process_executor
+from buildwright_localcluster.kubelet import Outcome
+from buildwright_localcluster.process_executor import ProcessExecutor, expand
+from buildwright_localcluster.wait import wait_until
 
 
 @pytest.mark.parametrize(

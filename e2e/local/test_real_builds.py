@@ -19,9 +19,9 @@ from tests.gitserver import HTTP_PASSWORD, HTTP_USERNAME, GitDaemon, GitHttpServ
 from tests.integration.operator_process import OperatorProcess
 from tests.registry import REGISTRY_PASSWORD, REGISTRY_USERNAME, LocalRegistry
 
-from buildwright.localcluster.kubelet import KubeletStandIn
-from buildwright.localcluster.process_executor import ProcessExecutor
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.kubelet import KubeletStandIn
+from buildwright_localcluster.process_executor import ProcessExecutor
+from buildwright_localcluster.wait import wait_until
 from e2e.local.conftest import AppRepo
 
 GROUP, VERSION = "shipwright.io", "v1beta1"

@@ -16,11 +16,11 @@ from tests.gitserver import GitDaemon
 from tests.integration.operator_process import OperatorProcess
 from tests.registry import LocalRegistry
 
-from buildwright.localcluster.binaries import ensure_shp
-from buildwright.localcluster.controlplane import ControlPlane
-from buildwright.localcluster.kubelet import KubeletStandIn
-from buildwright.localcluster.process_executor import ProcessExecutor
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.binaries import ensure_shp
+from buildwright_localcluster.controlplane import ControlPlane
+from buildwright_localcluster.kubelet import KubeletStandIn
+from buildwright_localcluster.process_executor import ProcessExecutor
+from buildwright_localcluster.wait import wait_until
 from e2e.local.test_real_builds import GROUP, VERSION, Env, condition_of, image_file, skopeo_digest
 
 SHP_TIMEOUT = 240

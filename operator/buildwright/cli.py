@@ -54,23 +54,33 @@ def unreachable_webhook_problem(environ: Mapping[str, str]) -> str | None:
     )
 
 
-def _start_local_cluster() -> None:
+def _start_local_cluster(environ: Mapping[str, str]) -> dict[str, str]:
     """No cluster given: start (or reuse) the local control plane, point at it, and install
-    the CRDs (current models, webhook addressed by loopback URL) and the strategies."""
+    the CRDs (current models, webhook addressed by loopback URL) and the strategies. Returns
+    the settings this implies (webhook port and URL, the namespace of the Lease)."""
     from buildwright.api import crdgen
-    from buildwright.localcluster import __main__ as localcluster
+
+    try:
+        from buildwright_localcluster import __main__ as localcluster
+    except ImportError:
+        raise SystemExit(
+            "the local control plane is a separate distribution: install it with "
+            "`pip install -e localcluster/` from a checkout (`make venv` does), or give the "
+            "operator a cluster through KUBECONFIG"
+        ) from None
 
     code = localcluster.main(["up", "--kubeconfig", str(LOCAL_KUBECONFIG)])
     if code != 0:
         raise SystemExit(code)
+    # The process's credentials, for kopf's login and the kubectl calls below alike.
     os.environ["KUBECONFIG"] = str(LOCAL_KUBECONFIG.resolve())
     # The apiserver dials loopback. A free port unless one is given, so that two operators on
     # one machine (two checkouts, a test run next to `make run`) do not collide on 8443.
-    port = os.environ.get("BUILDWRIGHT_WEBHOOK_PORT") or str(_free_port())
-    os.environ["BUILDWRIGHT_WEBHOOK_PORT"] = port
-    url = os.environ.setdefault("BUILDWRIGHT_WEBHOOK_URL", f"https://127.0.0.1:{port}/convert")
+    port = environ.get("BUILDWRIGHT_WEBHOOK_PORT") or str(_free_port())
+    url = environ.get("BUILDWRIGHT_WEBHOOK_URL") or f"https://127.0.0.1:{port}/convert"
+    implied = {"BUILDWRIGHT_WEBHOOK_PORT": port, "BUILDWRIGHT_WEBHOOK_URL": url}
     # The leader Lease and the webhook certificate Secret need a namespace that exists there.
-    os.environ.setdefault("BUILDWRIGHT_NAMESPACE", "default")
+    implied["BUILDWRIGHT_NAMESPACE"] = environ.get("BUILDWRIGHT_NAMESPACE") or "default"
     apply = ["kubectl", "apply", "--server-side", "--force-conflicts"]
     crds = "---\n".join(yaml.safe_dump(crdgen.crd(kind, url)) for kind in crdgen.KINDS)
     subprocess.run([*apply, "-f", "-"], input=crds, text=True, check=True)
@@ -80,23 +90,7 @@ def _start_local_cluster() -> None:
     )
     if STRATEGIES_DIR.is_dir():  # a source checkout; an installed wheel has no strategies/
         subprocess.run([*apply, "-k", str(STRATEGIES_DIR)], check=True)
-
-
-def settings_problem(environ: Mapping[str, str]) -> str | None:
-    """A metrics, leader election or webhook setting that cannot work, said before anything
-    starts."""
-    from buildwright import leader, metrics
-    from buildwright.core.metrics import MetricsSettings
-    from buildwright.handlers.conversion import WebhookConfig
-
-    try:
-        MetricsSettings.from_env(environ)
-        leader.ElectionConfig.from_env(environ)
-        metrics.listen_address(environ)
-        WebhookConfig.from_env(environ)
-    except ValueError as error:
-        return str(error)
-    return None
+    return implied
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,18 +98,22 @@ def run(args: argparse.Namespace) -> int:
 
     from buildwright import logs
     from buildwright import main as operator_main
+    from buildwright.config import Settings
 
     logs.configure(logging.DEBUG if args.verbose else logging.INFO)
-    _settings_from_flags(args)
+    environ: dict[str, str] = {**os.environ, **_settings_from_flags(args)}
     if args.local or not _has_cluster_credentials():
-        _start_local_cluster()
-    problem = unreachable_webhook_problem(os.environ) or settings_problem(os.environ)
+        environ.update(_start_local_cluster(environ))
+    namespaces = args.namespace or []
+    problem = unreachable_webhook_problem(environ)
+    try:
+        settings = Settings.from_env(environ, namespaces=tuple(namespaces))
+    except ValueError as error:
+        problem = problem or str(error)
     if problem is not None:
         logging.getLogger("buildwright").error("%s", problem)
         return 2
     operator_main.load_handlers()
-    namespaces = args.namespace or []
-    operator_main.NAMESPACES = tuple(namespaces)
     if not args.verbose:
         # kopf reports every on.event handler run ("Handler … succeeded"): our own log lines
         # tell the story; keep kopf's warnings and errors.
@@ -126,13 +124,14 @@ def run(args: argparse.Namespace) -> int:
             namespaces=namespaces,
             standalone=True,
             liveness_endpoint=args.liveness,
+            memo=kopf.Memo(settings=settings),
         )
     )
     return 0
 
 
-def _settings_from_flags(args: argparse.Namespace) -> None:
-    """Flags override the environment the operator's modules read their settings from."""
+def _settings_from_flags(args: argparse.Namespace) -> dict[str, str]:
+    """The flags given, as the environment variables they override."""
     flags = {
         "BUILDWRIGHT_LEADER_ELECTION": args.leader_election,
         "BUILD_CONTROLLER_LEASE_DURATION": args.lease_duration,
@@ -140,9 +139,7 @@ def _settings_from_flags(args: argparse.Namespace) -> None:
         "BUILD_CONTROLLER_RETRY_PERIOD": args.retry_period,
         "BUILDWRIGHT_METRICS_PORT": args.metrics_port,
     }
-    for name, value in flags.items():
-        if value is not None:
-            os.environ[name] = str(value)
+    return {name: str(value) for name, value in flags.items() if value is not None}
 
 
 def main(argv: list[str] | None = None) -> int:

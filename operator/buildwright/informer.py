@@ -28,13 +28,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from buildwright import health, kube, metrics, readiness
-from buildwright.core import pod, status
+from buildwright.core import contract, podview
 from buildwright.state import Key, Store
 
 logger = logging.getLogger("buildwright")
 
 # The labels core.pod puts on every build Pod.
-MANAGED_BY_SELECTOR = f"{pod.LABEL_MANAGED_BY}={pod.MANAGED_BY}"
+MANAGED_BY_SELECTOR = f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY}"
 LIST_PAGE_SIZE = 500
 WATCH_SECONDS = 300
 # After a failed list or watch: 1 s, then twice as long each time in a row, up to 30 s.
@@ -285,9 +285,9 @@ class PodInformer(Informer):
 
     def _notify(self, build_pod: dict[str, Any], *, gone: bool = False) -> None:
         meta = build_pod.get("metadata") or {}
-        buildrun = (meta.get("labels") or {}).get(pod.LABEL_BUILDRUN_NAME)
+        buildrun = (meta.get("labels") or {}).get(contract.LABEL_BUILDRUN_NAME)
         if buildrun:
-            urgent = gone or status.pod_ending(build_pod)
+            urgent = gone or podview.pod_ending(build_pod)
             self._changed((meta.get("namespace", ""), buildrun), urgent=urgent)
 
 

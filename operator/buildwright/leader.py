@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import socket
 import uuid
@@ -52,8 +51,7 @@ class ElectionConfig:
     settings: decide.LeaderSettings = field(default_factory=decide.LeaderSettings)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ElectionConfig:
-        env = os.environ if environ is None else environ
+    def from_env(cls, env: Mapping[str, str]) -> ElectionConfig:
         namespace = env.get("BUILDWRIGHT_LEASE_NAMESPACE") or env.get("BUILDWRIGHT_NAMESPACE")
         if not namespace and env.get("KUBERNETES_SERVICE_HOST") and _POD_NAMESPACE_FILE.exists():
             namespace = _POD_NAMESPACE_FILE.read_text().strip()

@@ -10,29 +10,25 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import kopf
 
 from buildwright import health, informer, leader, memory, metrics, readiness
-from buildwright.core import metrics as observed
+from buildwright.config import Settings
 from buildwright.handlers import buildruns, builds, common, context, watches
+from buildwright.handlers.login import connection_info
 from buildwright.kube import Kube
 from buildwright.state import Key
 
 logger = logging.getLogger("buildwright")
 
-_connection: kopf.ConnectionInfo | None = None
 LIST_PAGE_SIZE = 500
 # BuildRuns reconciled at once on behalf of their Pods (each mostly waits on the API).
 RECONCILE_WORKERS = 32
-# The namespaces the operator serves (empty: all); set by the command line before start-up.
-NAMESPACES: tuple[str, ...] = ()
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -115,37 +111,15 @@ def install_kopf_refusals() -> None:
         kopf_logger.setLevel(logging.DEBUG)  # the filter needs the "succeeded" records
 
 
-def connection_info(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    """Credentials from the in-cluster service account, else from the kubeconfig."""
-    global _connection
-    if _connection is None:
-        info = None
-        if (
-            os.environ.get("KUBERNETES_SERVICE_HOST")
-            and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
-        ):
-            info = kopf.login_with_service_account(settings=settings)
-        if info is None:
-            info = kopf.login_with_kubeconfig(settings=settings)
-        if info is None:
-            raise kopf.LoginError("no in-cluster service account and no kubeconfig found")
-        _connection = info
-    return _connection
-
-
-@kopf.on.login()
-def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
-    return connection_info(settings)
-
-
 STARTUP_CHECK = "startup"
 health.set_not_ready(STARTUP_CHECK, "the operator is starting")
 _metrics_server: Any = None
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     global _metrics_server
+    configured: Settings = memo.settings
     # Events are ours to post, few and meaningful; kopf's per-handler ones would double the
     # API writes (docs/kopf.md: ~20% throughput).
     settings.posting.enabled = False
@@ -164,13 +138,13 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Initial lists in pages: one response of thousands of Pods would be read, decoded and
     # held whole (tens of MB) before the first object is handled.
     settings.watching.chunk_size = LIST_PAGE_SIZE
-    metrics.install(metrics.Metrics(observed.MetricsSettings.from_env(os.environ)))
+    metrics.install(metrics.Metrics(configured.metrics))
     if _metrics_server is None:
-        host, port = metrics.listen_address()
+        host, port = configured.metrics_address
         try:
             _metrics_server = await metrics.serve(host, port)
         except OSError as error:
-            if os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get(metrics.PORT_ENV):
+            if configured.metrics_port_chosen:
                 raise
             # Out of a cluster on the default port: another operator on this machine has it.
             logger.warning("port %s is taken (%s); serving metrics on a free port", port, error)
@@ -178,9 +152,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         bound = _metrics_server.addresses[0][1] if _metrics_server.addresses else port
         logger.info("metrics and probes on http://%s:%s (/metrics, /healthz, /readyz)", host, bound)
     kube = Kube(connection_info(settings))
-    ctx = context.Context(kube=kube, config=context.Config.from_env())
+    ctx = context.Context(kube=kube, config=configured.reconcile)
     context.install(ctx)
-    election = leader.ElectionConfig.from_env()
+    election = configured.election
     if election.enabled:
         # The elector writes its Lease through a client of its own, which no guard stops.
         elector = leader.Elector(
@@ -197,13 +171,14 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     ctx.reconcile_queue.start()
     ctx.pod_informer = informer.PodInformer(
-        kube, ctx.pods, ctx.reconcile_queue.add, namespaces=list(NAMESPACES)
+        kube, ctx.pods, ctx.reconcile_queue.add, namespaces=list(configured.namespaces)
     )
     ctx.pod_informer.start()
+    namespaces = list(configured.namespaces)
     ctx.secret_informers = [
         informer.SecretInformer(kube, ctx.secrets, watches.secret_appeared_or_went,
-                                namespaces=list(NAMESPACES)),
-        informer.SecretInformer(kube, ctx.docker_secrets, _ignore, namespaces=list(NAMESPACES),
+                                namespaces=namespaces),
+        informer.SecretInformer(kube, ctx.docker_secrets, _ignore, namespaces=namespaces,
                                 field_selector=f"type={common.DOCKER_CONFIG_TYPE}"),
     ]  # fmt: skip
     for secret_informer in ctx.secret_informers:
@@ -251,4 +226,4 @@ async def cleanup(**_: Any) -> None:
 
 def load_handlers() -> None:
     """Import the handler modules so their decorators register with kopf."""
-    from buildwright.handlers import buildruns, builds, conversion, watches  # noqa: F401
+    from buildwright.handlers import buildruns, builds, login, watches, webhook  # noqa: F401

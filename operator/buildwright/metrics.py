@@ -16,7 +16,6 @@ one: two operators in one test process, or a re-import, do not collide.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 
 from aiohttp import web
@@ -171,10 +170,9 @@ def make_app() -> web.Application:
     return app
 
 
-def listen_address(environ: Mapping[str, str] | None = None) -> tuple[str, int]:
+def listen_address(env: Mapping[str, str]) -> tuple[str, int]:
     """Where to serve: `BUILDWRIGHT_METRICS_HOST` (0.0.0.0 in a cluster, else 127.0.0.1) and
     `BUILDWRIGHT_METRICS_PORT` (8383; 0 picks a free port)."""
-    env = os.environ if environ is None else environ
     in_cluster = bool(env.get("KUBERNETES_SERVICE_HOST"))
     host = env.get(HOST_ENV) or ("0.0.0.0" if in_cluster else "127.0.0.1")
     text = env.get(PORT_ENV) or str(DEFAULT_PORT)

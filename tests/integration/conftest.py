@@ -16,9 +16,9 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from buildwright.localcluster.controlplane import ControlPlane
-from buildwright.localcluster.kubelet import KubeletStandIn
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.controlplane import ControlPlane
+from buildwright_localcluster.kubelet import KubeletStandIn
+from buildwright_localcluster.wait import wait_until
 from tests.integration.harness import Cluster
 from tests.integration.operator_process import OperatorProcess
 

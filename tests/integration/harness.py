@@ -9,8 +9,8 @@ from typing import Any
 
 from kubernetes import client
 
-from buildwright.localcluster.kubelet import KubeletStandIn
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.kubelet import KubeletStandIn
+from buildwright_localcluster.wait import wait_until
 from tests.integration.operator_process import OperatorProcess
 
 GROUP, VERSION = "shipwright.io", "v1beta1"

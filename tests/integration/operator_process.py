@@ -16,7 +16,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.run import Api, drive, register_build
 
-from buildwright.localcluster.kubelet import Outcome
+from buildwright_localcluster.kubelet import Outcome
 from tests.integration.harness import SUCCESSFUL_RESULTS, Cluster
 
 COUNT = 20

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from buildwright.localcluster.kubelet import HANG, OOM_KILLED, Outcome
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.kubelet import HANG, OOM_KILLED, Outcome
+from buildwright_localcluster.wait import wait_until
 from tests.integration.harness import (
     DIGEST,
     GROUP,

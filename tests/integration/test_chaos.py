@@ -32,9 +32,9 @@ import pytest
 import yaml
 from kubernetes import client, config, watch
 
-from buildwright.localcluster.controlplane import ControlPlane
-from buildwright.localcluster.kubelet import KubeletStandIn, Outcome
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.controlplane import ControlPlane
+from buildwright_localcluster.kubelet import KubeletStandIn, Outcome
+from buildwright_localcluster.wait import wait_until
 from tests.integration.harness import SUCCESSFUL_RESULTS, Cluster, book_build, buildrun
 from tests.integration.operator_process import REPO, OperatorProcess
 

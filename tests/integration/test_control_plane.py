@@ -16,8 +16,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from buildwright.localcluster.controlplane import ControlPlane
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.controlplane import ControlPlane
+from buildwright_localcluster.wait import wait_until
 
 PYTHON = sys.executable
 
@@ -176,7 +176,7 @@ def test_stop_leaves_no_process_port_or_directory() -> None:
 HOLDER = textwrap.dedent(
     """
     import json, sys, threading
-    from buildwright.localcluster.controlplane import ControlPlane
+    from buildwright_localcluster.controlplane import ControlPlane
     with ControlPlane() as cp:
         print(json.dumps({"pids": cp.pids, "url": cp.server_url, "dir": str(cp.workdir)}),
               flush=True)
@@ -214,7 +214,7 @@ def test_interrupted_holder_takes_its_children_along(sig: signal.Signals) -> Non
 
 def test_cli_up_is_idempotent_and_down_cleans_up(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    cli = [PYTHON, "-m", "buildwright.localcluster"]
+    cli = [PYTHON, "-m", "buildwright_localcluster"]
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

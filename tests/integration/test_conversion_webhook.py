@@ -29,18 +29,14 @@ import yaml
 from cryptography import x509
 from kubernetes import client
 
-from buildwright.handlers.conversion import (
-    CRD_NAMES,
-    Certificate,
-    WebhookConfig,
-    WebhookServer,
-    generate_certificate,
-    point_crds_at_webhook,
-)
 from buildwright.kube import CRDS, Kube
-from buildwright.localcluster.controlplane import ControlPlane, free_port
-from buildwright.localcluster.kubelet import Outcome
-from buildwright.localcluster.wait import wait_until
+from buildwright.webhook.certificates import Certificate, generate_certificate
+from buildwright.webhook.config import WebhookConfig
+from buildwright.webhook.crds import CRD_NAMES
+from buildwright.webhook.serving import WebhookServer, point_crds_at_webhook
+from buildwright_localcluster.controlplane import ControlPlane, free_port
+from buildwright_localcluster.kubelet import Outcome
+from buildwright_localcluster.wait import wait_until
 from tests.integration.conftest import CRD_DIR, REPO
 from tests.integration.harness import DIGEST, SUCCESSFUL_RESULTS, Cluster
 

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from buildwright.localcluster.kubelet import KubeletStandIn, Outcome
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.kubelet import KubeletStandIn, Outcome
+from buildwright_localcluster.wait import wait_until
 from tests.integration.harness import SUCCESSFUL_RESULTS, Cluster, book_build, buildrun
 from tests.integration.operator_process import OperatorProcess
 

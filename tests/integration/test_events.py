@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from buildwright.localcluster.kubelet import Outcome
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.kubelet import Outcome
+from buildwright_localcluster.wait import wait_until
 from tests.integration.harness import GROUP, SUCCESSFUL_RESULTS, VERSION, Cluster, buildrun
 from tests.integration.test_buildruns import _registered_book_build
 

@@ -12,8 +12,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from buildwright.localcluster.kubelet import HANG, OOM_KILLED, KubeletStandIn, Outcome
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.kubelet import HANG, OOM_KILLED, KubeletStandIn, Outcome
+from buildwright_localcluster.wait import wait_until
 
 Pod = dict[str, Any]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from kubernetes import client
 
-from buildwright.localcluster.kubelet import Outcome
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.kubelet import Outcome
+from buildwright_localcluster.wait import wait_until
 from tests.integration.harness import (
     GROUP,
     SUCCESSFUL_RESULTS,

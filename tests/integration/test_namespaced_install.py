@@ -15,8 +15,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from buildwright.localcluster.controlplane import ControlPlane
-from buildwright.localcluster.kubelet import KubeletStandIn, Outcome
+from buildwright_localcluster.controlplane import ControlPlane
+from buildwright_localcluster.kubelet import KubeletStandIn, Outcome
 from tests.integration.harness import SUCCESSFUL_RESULTS, Cluster, book_build, buildrun
 from tests.integration.operator_process import REPO, OperatorProcess
 from tests.integration.test_deploy import assert_nothing_forbidden, service_account_kubeconfig

@@ -21,8 +21,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
-from buildwright.localcluster.kubelet import KubeletStandIn, Outcome
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.kubelet import KubeletStandIn, Outcome
+from buildwright_localcluster.wait import wait_until
 from tests.integration.harness import SUCCESSFUL_RESULTS, Cluster, book_build, buildrun
 from tests.integration.operator_process import REPO, OperatorProcess
 
@@ -264,7 +264,7 @@ def test_a_restart_keeps_the_certificate_and_leaves_the_crds_alone(
     operator: OperatorProcess, kubeconfig: Path, tmp_path: Path, api_client: client.ApiClient,
     namespace: str, core_v1: client.CoreV1Api,
 ) -> None:  # fmt: skip
-    from buildwright.localcluster.controlplane import free_port
+    from buildwright_localcluster.controlplane import free_port
     from tests.integration.test_conversion_webhook import alpha_build, kubectl, original_conversion
 
     port = free_port()
@@ -302,7 +302,7 @@ def test_a_restart_keeps_the_certificate_and_leaves_the_crds_alone(
         assert "conversion webhook set in" not in log, webhook.log_tail()
     finally:
         webhook.stop()
-        from buildwright.handlers.conversion import CRD_NAMES
+        from buildwright.webhook.crds import CRD_NAMES
 
         ext = client.ApiextensionsV1Api(api_client)
         for name in CRD_NAMES:
@@ -330,8 +330,8 @@ def test_v1alpha1_reads_keep_working_while_each_replica_restarts(
 ) -> None:  # fmt: skip
     """Two replicas behind a Service serve the webhook with one certificate; restarting each
     in turn (taken out of the Service first, as a terminating Pod is) fails no read."""
-    from buildwright.handlers.conversion import CRD_NAMES
-    from buildwright.localcluster.controlplane import free_port
+    from buildwright.webhook.crds import CRD_NAMES
+    from buildwright_localcluster.controlplane import free_port
     from tests.integration.test_conversion_webhook import alpha_build, kubectl, original_conversion
     from tests.tcpservice import TcpService
 

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.wait import wait_until
 from tests.integration.harness import GROUP, VERSION, Body, Cluster
 
 BATCHES = int(os.environ.get("BUILDWRIGHT_PROPERTY_BATCHES", "30"))

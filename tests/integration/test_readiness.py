@@ -20,8 +20,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from buildwright.localcluster.kubelet import KubeletStandIn
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.kubelet import KubeletStandIn
+from buildwright_localcluster.wait import wait_until
 from tests.integration.harness import GROUP, VERSION, Cluster, book_build
 from tests.integration.operator_process import REPO, OperatorProcess
 from tests.integration.test_deploy import service_account_kubeconfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kubernetes.client.exceptions import ApiException
 
-from buildwright.localcluster.kubelet import Outcome
+from buildwright_localcluster.kubelet import Outcome
 from tests.integration.harness import (
     SUCCESSFUL_RESULTS,
     Cluster,

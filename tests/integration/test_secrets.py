@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from buildwright.localcluster.kubelet import Outcome
+from buildwright_localcluster.kubelet import Outcome
 from tests.integration.harness import SUCCESSFUL_RESULTS, Cluster, book_build, buildrun
 
 

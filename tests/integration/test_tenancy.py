@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from buildwright.localcluster.controlplane import ControlPlane
-from buildwright.localcluster.wait import wait_until
+from buildwright_localcluster.controlplane import ControlPlane
+from buildwright_localcluster.wait import wait_until
 from tests.integration.harness import GROUP, VERSION, Cluster, book_build, buildrun
 
 SECRET_DATA = "tenancy-" + uuid.uuid4().hex  # must never show up anywhere

@@ -6,7 +6,8 @@ import aiohttp
 import pytest
 
 from buildwright import kube
-from buildwright.core import lifecycle, reasons
+from buildwright.core import lifecycle
+from buildwright.core.reasons import Reason
 from buildwright.handlers.common import RETRY_MAX_SECONDS, retry_delay
 
 
@@ -58,7 +59,7 @@ def test_a_pod_refused_for_good_ends_the_run_with_the_servers_words(status: int)
     message = 'Pod "x-pod" is invalid: spec.initContainers[1].name: Invalid value: "step-X"'
     failure = lifecycle.pod_rejection("x-pod", status, message)
     assert failure is not None
-    assert failure.reason == reasons.POD_CREATION_FAILED
+    assert failure.reason == Reason.POD_CREATION_FAILED
     assert message in failure.message and '"x-pod"' in failure.message
 
 

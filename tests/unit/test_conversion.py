@@ -1,4 +1,4 @@
-"""v1alpha1 ⇄ v1beta1 conversion: one table test per row of spec §9, plus round-trip properties.
+"""v1alpha1 ⇄ v1beta1 conversion: one table test per field mapping, plus round-trip properties.
 
 Round trips are exact in both directions: whatever the target version cannot express travels
 in the `conversion.buildwright.io/*-fields` annotation. The only normalisation of the

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from buildwright.core.pod import STEP_COMMAND
+from buildwright.core.contract import STEP_COMMAND
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -524,7 +524,7 @@ def test_e2e_scenarios_are_the_books_builds_for_sample_nodejs() -> None:
 
 
 def test_image_carries_the_entrypoint_build_pods_copy() -> None:
-    from buildwright.core.pod import ENTRYPOINT_IN_STEP_IMAGE
+    from buildwright.core.contract import ENTRYPOINT_IN_STEP_IMAGE
 
     copies = [args for word, args in final_stage() if word == "COPY"]
     assert any(args.endswith(f" {ENTRYPOINT_IN_STEP_IMAGE}") for args in copies), copies

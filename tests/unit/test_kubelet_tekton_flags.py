@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from buildwright.core.pod import sequenced_step
-from buildwright.localcluster.kubelet import Outcome, ScriptedExecutor, paired_entrypoint_flags
+from buildwright_localcluster.kubelet import Outcome, ScriptedExecutor, paired_entrypoint_flags
 
 DOWNWARD = {"name": "tekton-internal-downward", "mountPath": "/tekton/downward"}
 

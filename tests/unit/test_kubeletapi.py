@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from buildwright.localcluster.kubeletapi import (
+from buildwright_localcluster.kubeletapi import (
     LogOptions,
     LogOptionsError,
     format_rfc3339_nano,

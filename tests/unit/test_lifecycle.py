@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from buildwright.core import lifecycle, reasons
-from buildwright.core.reasons import Failure
-from buildwright.core.status import status_from_pod, status_patch
+from buildwright.core import lifecycle, status
+from buildwright.core.reasons import Failure, Reason
+from buildwright.core.status import status_from_pod
+from buildwright.core.status_writes import status_patch
 from tests.unit.test_status import (
     BR,
     CREATED,
@@ -27,13 +28,13 @@ from tests.unit.test_status import (
 
 
 def test_pod_missing_is_taskrun_is_missing() -> None:
-    update = lifecycle.pod_missing_status(buildrun(), POD, NOW)
+    update = status.missing_pod_update(buildrun(), POD, NOW)
     assert outcome(update) == ("False", "TaskRunIsMissing", f"taskRun {POD} doesn't exist")
     assert update.completion_time == ts(90)
 
 
 def test_pod_missing_after_a_cancel_is_the_cancel() -> None:
-    update = lifecycle.pod_missing_status(buildrun(state="BuildRunCanceled"), POD, NOW)
+    update = status.missing_pod_update(buildrun(state="BuildRunCanceled"), POD, NOW)
     assert outcome(update) == (
         "False", "BuildRunCanceled",
         "The BuildRun and underlying TaskRun were canceled successfully.",
@@ -41,7 +42,10 @@ def test_pod_missing_after_a_cancel_is_the_cancel() -> None:
 
 
 def test_canceled_before_a_pod_exists() -> None:
-    update = lifecycle.canceled_status(buildrun(state="BuildRunCanceled"), None, NOW)
+    failure = lifecycle.canceled_before_start(buildrun(state="BuildRunCanceled"))
+    assert failure is not None
+    assert lifecycle.canceled_before_start(buildrun()) is None
+    update = lifecycle.failure_status(failure, NOW)
     assert outcome(update) == ("False", "BuildRunCanceled", "the BuildRun is marked canceled.")
     assert update.completion_time == ts(90)
     assert update.executor is None
@@ -54,7 +58,7 @@ def test_canceled_with_a_pending_or_running_pod_stops_it() -> None:
     busy = make_pod({"step-source-default": running(4)}, waiting("PodInitializing"),
                     conditions=scheduled_conditions(initialized=False, ready=False))
     for pod in (unscheduled, busy):
-        update = lifecycle.canceled_status(canceled, pod, NOW)
+        update = status.status_from_pod(canceled, pod, NOW)
         assert outcome(update) == (
             "False", "BuildRunCanceled",
             "The BuildRun and underlying TaskRun were canceled successfully.",
@@ -64,7 +68,9 @@ def test_canceled_with_a_pending_or_running_pod_stops_it() -> None:
 
 
 def test_canceled_after_the_pod_succeeded() -> None:
-    update = lifecycle.canceled_status(buildrun(state="BuildRunCanceled"), succeeded_pod({}), NOW)
+    update = status.status_from_pod(
+        buildrun(state="BuildRunCanceled"), succeeded_pod({}), NOW
+    )
     assert outcome(update) == (
         "True", "Succeeded",
         "The TaskRun completed before the request to cancel the TaskRun could be processed.",
@@ -118,7 +124,7 @@ def test_timeout_wins_over_a_pod_that_is_still_running_but_not_over_a_finished_o
 
 
 def test_failure_status_and_its_patch() -> None:
-    failure = Failure(reasons.BUILD_NOT_FOUND, 'build.shipwright.io "sample" not found')
+    failure = Failure(Reason.BUILD_NOT_FOUND, 'build.shipwright.io "sample" not found')
     update = lifecycle.failure_status(failure, NOW)
     assert outcome(update) == ("False", "BuildNotFound", 'build.shipwright.io "sample" not found')
     patch = status_patch({}, update)

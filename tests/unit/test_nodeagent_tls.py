@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from buildwright.localcluster.kubeletapi import KubeletTLS
-from buildwright.localcluster.nodeagent import local_cluster_tls
+from buildwright_localcluster.kubeletapi import KubeletTLS
+from buildwright_localcluster.nodeagent import local_cluster_tls
 
 
 def test_the_agent_reads_the_kubelet_tls_from_the_cluster_state(tmp_path: Path) -> None:

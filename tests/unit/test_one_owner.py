@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from buildwright.api.v1beta1 import BuildRun, BuildSpec
-from buildwright.core import lifecycle, pod, preflight, reasons, status, validation
+from buildwright.core import lifecycle, pod, preflight, status, validation
+from buildwright.core.reasons import Reason
 from buildwright.core.resolve import buildrun_timeout_seconds
 
 CREATED = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
@@ -47,7 +48,7 @@ def test_a_zero_timeout_means_no_timeout_for_the_status_as_for_the_pod(timeout: 
         later = CREATED + timedelta(hours=5)
         update = status.status_from_pod(run, pending_pod(), later)
         assert update.condition is not None
-        assert update.condition.reason != reasons.BUILDRUN_TIMEOUT
+        assert update.condition.reason != Reason.BUILDRUN_TIMEOUT
 
 
 def test_the_buildruns_timeout_wins_over_the_snapshot() -> None:
@@ -76,7 +77,7 @@ def source_spec(source: dict[str, Any]) -> BuildSpec:
 def test_validation_checks_the_secret_the_pod_mounts(source: dict[str, Any], secret: str) -> None:
     spec = source_spec(source)
     assert validation.source_secret(spec) == secret
-    assert pod._source_secret(spec) == (secret or None)
+    assert pod.source_secret_of(spec) == (secret or None)
     assert validation.referenced_secrets(spec) == ({secret} if secret else set())
 
 
@@ -98,7 +99,7 @@ def test_an_empty_strategy_name_is_a_named_failure() -> None:
     spec = BuildSpec.model_validate({"strategy": {"name": ""}, "output": {"image": "r/app"}})
     failure = validation.validate_strategy(spec, "ns", None)
     assert failure is not None
-    assert failure.reason == reasons.BUILD_STRATEGY_NOT_FOUND
+    assert failure.reason == Reason.BUILD_STRATEGY_NOT_FOUND
     assert "spec.strategy.name is empty" in failure.message
     cluster = preflight.strategy_not_found("ClusterBuildStrategy", "")
-    assert cluster.reason == reasons.CLUSTER_BUILD_STRATEGY_NOT_FOUND
+    assert cluster.reason == Reason.CLUSTER_BUILD_STRATEGY_NOT_FOUND

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from buildwright import cli, health, logs
 from buildwright import metrics as exported
+from buildwright.config import Settings
 
 
 def test_json_logs_name_the_object_concerned() -> None:
@@ -90,11 +91,13 @@ def test_an_operator_outside_the_cluster_says_the_webhook_is_unreachable() -> No
     assert cli.unreachable_webhook_problem({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) is None
 
 
-def test_bad_settings_are_reported_before_start_up() -> None:
-    assert cli.settings_problem({}) is None
-    problem = cli.settings_problem({"PROMETHEUS_BR_COMP_DUR_BUCKETS": "fast"})
-    assert problem is not None and "PROMETHEUS_BR_COMP_DUR_BUCKETS" in problem
-    problem = cli.settings_problem({"BUILD_CONTROLLER_RENEW_DEADLINE": "20s"})
-    assert problem is not None and "renew deadline" in problem
-    problem = cli.settings_problem({"BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS": "soon"})
-    assert problem is not None and "BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS" in problem
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [({"PROMETHEUS_BR_COMP_DUR_BUCKETS": "fast"}, "PROMETHEUS_BR_COMP_DUR_BUCKETS"),
+     ({"BUILD_CONTROLLER_RENEW_DEADLINE": "20s"}, "renew deadline"),
+     ({"BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS": "soon"}, "BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS")],
+)  # fmt: skip
+def test_bad_settings_are_reported_before_start_up(environ: dict[str, str], said: str) -> None:
+    Settings.from_env({})
+    with pytest.raises(ValueError, match=said):
+        Settings.from_env(environ)

@@ -1,4 +1,4 @@
-"""Parameter validation (spec §2.8): each reason, its exact message, and the check order."""
+"""Parameter validation: each reason, its exact message, and the check order."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ from typing import Any
 import pytest
 
 from buildwright.api.v1beta1 import Parameter, ParamValue
-from buildwright.core import reasons
 from buildwright.core.parameters import (
     is_reserved_parameter,
     merge_param_values,
     validate_parameters,
 )
-from buildwright.core.reasons import Failure
+from buildwright.core.reasons import Failure, Reason
 
 
 def params(*items: dict[str, Any]) -> list[Parameter]:
@@ -57,7 +56,7 @@ def test_reserved_names(name: str) -> None:
 def test_restricted_parameters_listed_in_given_order() -> None:
     given = values({"name": "shp-x", "value": "1"}, {"name": "DOCKERFILE", "value": "2"})
     assert check(given + REQUIRED_GIVEN) == Failure(
-        reasons.RESTRICTED_PARAMETERS_IN_USE,
+        Reason.RESTRICTED_PARAMETERS_IN_USE,
         "The following parameters are restricted and cannot be set: shp-x, DOCKERFILE",
     )
 
@@ -65,7 +64,7 @@ def test_restricted_parameters_listed_in_given_order() -> None:
 def test_restricted_wins_over_undefined() -> None:
     given = values({"name": "nope", "value": "1"}, {"name": "shp-x", "value": "1"})
     failure = check(given)
-    assert failure is not None and failure.reason == reasons.RESTRICTED_PARAMETERS_IN_USE
+    assert failure is not None and failure.reason == Reason.RESTRICTED_PARAMETERS_IN_USE
 
 
 def test_undefined_parameters_listed_once_each() -> None:
@@ -75,7 +74,7 @@ def test_undefined_parameters_listed_once_each() -> None:
         {"name": "zeta", "value": "2"},
     )
     assert check(given + REQUIRED_GIVEN) == Failure(
-        reasons.UNDEFINED_PARAMETER,
+        Reason.UNDEFINED_PARAMETER,
         "The following parameters are not defined in the build strategy: zeta, alpha",
     )
 
@@ -86,19 +85,19 @@ def test_wrong_type_both_directions_in_strategy_order() -> None:
         {"name": "s-required", "values": [{"value": "1"}]},
     )
     assert check(given) == Failure(
-        reasons.WRONG_PARAMETER_VALUE_TYPE,
+        Reason.WRONG_PARAMETER_VALUE_TYPE,
         "The values for the following parameters are using the wrong type: s-required, a-required",
     )
 
 
 def test_wrong_type_wins_over_missing() -> None:
     failure = check(values({"name": "s-optional", "values": []}))
-    assert failure is not None and failure.reason == reasons.WRONG_PARAMETER_VALUE_TYPE
+    assert failure is not None and failure.reason == Reason.WRONG_PARAMETER_VALUE_TYPE
 
 
 def test_missing_values_flagged_only_when_asked() -> None:
     assert check([]) == Failure(
-        reasons.MISSING_PARAMETER_VALUES,
+        Reason.MISSING_PARAMETER_VALUES,
         "The following parameters are required but no value has been provided: "
         "s-required, a-required",
     )
@@ -128,7 +127,7 @@ def test_empty_values_list_satisfies_a_required_array() -> None:
 def test_missing_wins_over_inconsistent() -> None:
     given = values({"name": "s-optional", "value": "v", "secretValue": {"name": "s", "key": "k"}})
     failure = check(given)
-    assert failure is not None and failure.reason == reasons.MISSING_PARAMETER_VALUES
+    assert failure is not None and failure.reason == Reason.MISSING_PARAMETER_VALUES
 
 
 def test_inconsistent_values_string_and_array_items() -> None:
@@ -140,7 +139,7 @@ def test_inconsistent_values_string_and_array_items() -> None:
         },
     )
     assert check(given) == Failure(
-        reasons.INCONSISTENT_PARAMETER_VALUES,
+        Reason.INCONSISTENT_PARAMETER_VALUES,
         "The following parameters have more than one of 'configMapValue', 'secretValue', and "
         "'value' set: s-required, a-required",
     )
@@ -149,7 +148,7 @@ def test_inconsistent_values_string_and_array_items() -> None:
 def test_empty_array_item() -> None:
     given = REQUIRED_GIVEN + values({"name": "a-optional", "values": [{"value": "1"}, {}]})
     assert check(given) == Failure(
-        reasons.EMPTY_ARRAY_ITEM_PARAMETER_VALUES,
+        Reason.EMPTY_ARRAY_ITEM_PARAMETER_VALUES,
         "The values for the following array parameters are containing at least one item where "
         "none of 'configMapValue', 'secretValue', and 'value' are set: a-optional",
     )
@@ -161,7 +160,7 @@ def test_inconsistent_wins_over_empty_item() -> None:
         {"name": "a-required", "values": [{}]},
     )
     failure = check(given)
-    assert failure is not None and failure.reason == reasons.INCONSISTENT_PARAMETER_VALUES
+    assert failure is not None and failure.reason == Reason.INCONSISTENT_PARAMETER_VALUES
 
 
 def test_incomplete_config_map_value() -> None:
@@ -170,7 +169,7 @@ def test_incomplete_config_map_value() -> None:
         {"name": "a-required", "values": [{"configMapValue": {"name": "c", "key": ""}}]},
     )
     assert check(given) == Failure(
-        reasons.INCOMPLETE_CONFIGMAP_VALUE_PARAMETER_VALUES,
+        Reason.INCOMPLETE_CONFIGMAP_VALUE_PARAMETER_VALUES,
         "The values for the following parameters are containing a 'configMapValue' with an "
         "empty 'name' or 'key': s-required, a-required",
     )
@@ -182,7 +181,7 @@ def test_incomplete_secret_value_comes_after_config_map() -> None:
         {"name": "a-required", "values": [{"value": "1"}]},
     )
     assert check(secret_only) == Failure(
-        reasons.INCOMPLETE_SECRET_VALUE_PARAMETER_VALUES,
+        Reason.INCOMPLETE_SECRET_VALUE_PARAMETER_VALUES,
         "The values for the following parameters are containing a 'secretValue' with an "
         "empty 'name' or 'key': s-required",
     )
@@ -192,7 +191,7 @@ def test_incomplete_secret_value_comes_after_config_map() -> None:
     )
     failure = check(both)
     assert failure is not None
-    assert failure.reason == reasons.INCOMPLETE_CONFIGMAP_VALUE_PARAMETER_VALUES
+    assert failure.reason == Reason.INCOMPLETE_CONFIGMAP_VALUE_PARAMETER_VALUES
 
 
 def test_first_value_of_a_name_counts() -> None:

@@ -14,13 +14,7 @@ import yaml
 
 from buildwright.api.v1beta1 import BuildRun, BuildSpec, BuildStrategy, ClusterBuildStrategy
 from buildwright.core import reasons
-from buildwright.core.pod import (
-    PodInputs,
-    pod_name,
-    render_pod,
-    secret_volume_name,
-    sequenced_step,
-)
+from buildwright.core.pod import PodInputs, pod_name, render_pod, secret_volume_name, sequenced_step
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP_IMAGE = "ghcr.io/example/buildwright:test"

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from buildwright.core import reasons
 from buildwright.core.podcheck import (
     env_name_error,
     manifest_failure,
     parse_quantity,
     strategy_steps_failure,
 )
+from buildwright.core.reasons import Reason
 from buildwright.core.resolve import MAX_ACTIVE_DEADLINE_SECONDS, active_deadline_seconds
 
 
@@ -21,7 +21,7 @@ from buildwright.core.resolve import MAX_ACTIVE_DEADLINE_SECONDS, active_deadlin
 def test_a_strategy_step_may_not_take_the_name_of_one_of_ours(name: str) -> None:
     failure = strategy_steps_failure(["build", name])
     assert failure is not None
-    assert failure.reason == reasons.TASKRUN_GENERATION_FAILED
+    assert failure.reason == Reason.TASKRUN_GENERATION_FAILED
     assert f'"{name}"' in failure.message and "rename it" in failure.message
 
 
@@ -29,7 +29,7 @@ def test_a_strategy_step_may_not_take_the_name_of_one_of_ours(name: str) -> None
 def test_step_names_must_make_valid_container_names(name: str) -> None:
     failure = strategy_steps_failure([name])
     assert failure is not None
-    assert failure.reason == reasons.TASKRUN_GENERATION_FAILED
+    assert failure.reason == Reason.TASKRUN_GENERATION_FAILED
 
 
 def test_valid_and_distinct_step_names_pass() -> None:
@@ -101,7 +101,7 @@ def test_a_valid_pod_passes() -> None:
 def test_what_the_api_server_would_refuse(manifest: dict[str, Any], words: str) -> None:
     failure = manifest_failure(manifest)
     assert failure is not None
-    assert failure.reason == reasons.TASKRUN_GENERATION_FAILED
+    assert failure.reason == Reason.TASKRUN_GENERATION_FAILED
     assert words in failure.message
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from buildwright.api.v1beta1 import Build
 from buildwright.core import preflight, reasons
+from buildwright.core.reasons import Reason
 
 
 def _build(status: dict[str, Any] | None = None, **spec: Any) -> Build:
@@ -20,7 +21,7 @@ def _build(status: dict[str, Any] | None = None, **spec: Any) -> Build:
 
 def test_missing_build_is_build_not_found() -> None:
     failure = preflight.referenced_build_outcome("b", None)
-    assert failure == reasons.Failure(reasons.BUILD_NOT_FOUND, 'build.shipwright.io "b" not found')
+    assert failure == reasons.Failure(Reason.BUILD_NOT_FOUND, 'build.shipwright.io "b" not found')
 
 
 def test_unvalidated_build_makes_the_run_wait() -> None:
@@ -31,7 +32,7 @@ def test_unvalidated_build_makes_the_run_wait() -> None:
 def test_invalid_build_fails_registration_naming_its_reason() -> None:
     build = _build({"registered": "False", "reason": "SpecOutputSecretRefNotFound"})
     assert preflight.referenced_build_outcome("b", build) == reasons.Failure(
-        reasons.BUILD_REGISTRATION_FAILED,
+        Reason.BUILD_REGISTRATION_FAILED,
         "the Build is not registered correctly, build: b, registered status: False, "
         "reason: SpecOutputSecretRefNotFound",
     )
@@ -45,13 +46,13 @@ def test_strategy_kinds() -> None:
     assert preflight.strategy_kind(None) == "BuildStrategy"
     assert preflight.unknown_strategy_kind("ClusterBuildStrategy") is None
     assert preflight.unknown_strategy_kind("Strategy") == reasons.Failure(
-        reasons.UNKNOWN_STRATEGY_KIND, "unknown strategy Strategy"
+        Reason.UNKNOWN_STRATEGY_KIND, "unknown strategy Strategy"
     )
     missing = preflight.strategy_not_found("ClusterBuildStrategy", "k")
-    assert missing.reason == reasons.CLUSTER_BUILD_STRATEGY_NOT_FOUND
+    assert missing.reason == Reason.CLUSTER_BUILD_STRATEGY_NOT_FOUND
     assert missing.message == 'clusterbuildstrategies.shipwright.io "k" not found'
     assert preflight.strategy_not_found("BuildStrategy", "k").reason == (
-        reasons.BUILD_STRATEGY_NOT_FOUND
+        Reason.BUILD_STRATEGY_NOT_FOUND
     )
 
 

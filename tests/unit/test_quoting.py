@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from buildwright.core import status, validation
-from buildwright.core.quoting import go_quote
+from buildwright.core import podview
+from buildwright.core.formats import go_quote
+from buildwright.core.validation import env
 
 # Expected values as Go 1.22's strconv.Quote prints them.
 CASES = [
@@ -34,5 +35,5 @@ def test_go_quote_matches_strconv_quote(text: str, quoted: str) -> None:
 
 
 def test_status_and_validation_quote_with_the_same_function() -> None:
-    assert status.go_quote is go_quote
-    assert validation.go_quote is go_quote
+    assert podview.go_quote is go_quote
+    assert env.go_quote is go_quote

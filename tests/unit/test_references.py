@@ -8,7 +8,8 @@ import pytest
 
 from buildwright import kube
 from buildwright.api.v1beta1 import Build, BuildRun, BuildSpec
-from buildwright.core import reasons, references
+from buildwright.core import references
+from buildwright.core.reasons import Reason
 from buildwright.core.validation import (
     BuildFacts,
     parse_strategy,
@@ -112,7 +113,7 @@ def test_build_with_an_invalid_pod_reference_does_not_register(
         "metadata": {"name": "b", "namespace": "attacker"}, "spec": _spec(**extra)
     })  # fmt: skip
     outcome = validate_build(build, BuildFacts(strategy=STRATEGY))
-    assert (outcome.registered, outcome.reason) == (False, reasons.REFERENCE_NAME_INVALID)
+    assert (outcome.registered, outcome.reason) == (False, Reason.REFERENCE_NAME_INVALID)
     assert outcome.message.startswith(message)
 
 
@@ -125,14 +126,14 @@ def test_buildrun_with_an_invalid_pod_reference_fails_before_any_lookup(
         "spec": {"build": {"name": "b"}, **extra},
     })  # fmt: skip
     failure = validate_buildrun_request(run)
-    assert failure is not None and failure.reason == reasons.REFERENCE_NAME_INVALID
+    assert failure is not None and failure.reason == Reason.REFERENCE_NAME_INVALID
     assert failure.message.startswith(message)
 
 
 def test_embedded_build_with_an_invalid_pod_reference_fails() -> None:
     spec = BuildSpec.model_validate(_spec(**BAD_REFERENCES[0][0]))
     failure = validate_embedded_build(spec, BuildFacts(strategy=STRATEGY), namespace="attacker")
-    assert failure is not None and failure.reason == reasons.BUILD_REGISTRATION_FAILED
+    assert failure is not None and failure.reason == Reason.BUILD_REGISTRATION_FAILED
     assert "invalid name" in failure.message
 
 
@@ -160,7 +161,7 @@ def test_a_build_may_not_replace_a_volume_with_a_node_level_source(source: dict[
         "spec": _spec(volumes=[{"name": "cache", **source}]),
     })  # fmt: skip
     outcome = validate_build(build, BuildFacts(strategy=STRATEGY))
-    assert (outcome.registered, outcome.reason) == (False, reasons.VOLUME_SOURCE_NOT_ALLOWED)
+    assert (outcome.registered, outcome.reason) == (False, Reason.VOLUME_SOURCE_NOT_ALLOWED)
     assert outcome.message.startswith(f'Volume "cache" uses {next(iter(source))}, which')
     allowed = BuildFacts(strategy=STRATEGY, extra_volume_sources=frozenset(source))
     assert validate_build(build, allowed).registered
@@ -175,7 +176,7 @@ def test_a_buildrun_may_not_either(source: dict[str, Any]) -> None:
         "spec": {"build": {"name": "b"}, "volumes": [{"name": "cache", **source}]},
     })  # fmt: skip
     failure = validate_buildrun_overrides(run.spec, STRATEGY)
-    assert failure is not None and failure.reason == reasons.VOLUME_SOURCE_NOT_ALLOWED
+    assert failure is not None and failure.reason == Reason.VOLUME_SOURCE_NOT_ALLOWED
     assert validate_buildrun_overrides(run.spec, STRATEGY, frozenset(source)) is None
 
 

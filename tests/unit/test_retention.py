@@ -1,4 +1,4 @@
-"""Retention (spec §7.9): TTL after completion and per-Build run limits."""
+"""Retention: TTL after completion and per-Build run limits."""
 
 from __future__ import annotations
 

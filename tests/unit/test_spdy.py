@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from buildwright.localcluster import spdy
+from buildwright_localcluster import spdy
 
 
 def test_the_dictionary_is_spdy3s() -> None:

@@ -1,5 +1,5 @@
-"""BuildRun status from the build Pod: every reason and message of spec §3.4/§3.5, results
-into output/source, and the minimal status patch.
+"""BuildRun status from the build Pod: every reason and message of upstream's condition and
+failureDetails, results into output/source, and the minimal status patch.
 
 Most Pods here have the shape of the operator's earlier releases, as a kubelet reports them:
 steps are init containers, the Pod stays in phase Pending while they run, and only
@@ -19,21 +19,19 @@ import pytest
 
 from buildwright.api.base import Condition
 from buildwright.api.v1beta1 import BuildRun
-from buildwright.core import reasons
+from buildwright.core.contract import render_termination_message
+from buildwright.core.formats import go_quote
+from buildwright.core.podview import pod_ending
+from buildwright.core.reasons import Reason
 from buildwright.core.status import (
     LOG_TAIL_BYTES,
     LOG_TAIL_LINES,
     StatusUpdate,
-    announced_condition,
-    go_quote,
     log_tail_wanted,
-    pod_ending,
     status_from_pod,
-    status_patch,
     with_log_tail,
-    write_deadline,
 )
-from buildwright.steps.resultfiles import render_termination_message
+from buildwright.core.status_writes import announced_condition, status_patch, write_deadline
 
 NS = "builds"
 BR = "sample-run"
@@ -493,7 +491,7 @@ def test_failing_git_step_json_termination_message_gives_the_reason() -> None:
     )
     assert update.failure_details is not None
     assert update.failure_details.to_wire() == {
-        "reason": reasons.GIT_AUTH_INVALID_USER_OR_PASS,
+        "reason": Reason.GIT_AUTH_INVALID_USER_OR_PASS,
         "message": "Invalid username or password for https://git.local/org/app",
         "location": {"pod": POD, "container": "step-source-default"},
     }

@@ -16,18 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from buildwright.core.reasons import Reason
 from buildwright.steps import git_source
 from buildwright.steps.git_source import (
-    AUTH_UNEXPECTED_HTTP,
-    GIT_AUTH_INVALID_KEY,
-    GIT_AUTH_INVALID_USER_OR_PASS,
-    GIT_BASIC_AUTH_INCOMPLETE,
-    GIT_ERROR,
-    GIT_REMOTE_REPOSITORY_NOT_FOUND,
-    GIT_REMOTE_REPOSITORY_PRIVATE,
-    GIT_REVISION_NOT_FOUND,
-    GIT_SSH_AUTH_EXPECTED,
-    GIT_SSH_AUTH_UNEXPECTED,
     AuthKind,
     StepError,
     askpass_program,
@@ -134,18 +125,18 @@ def test_choose_auth_accepts(
 @pytest.mark.parametrize(
     ("url", "files", "reason"),
     [
-        ("https://h/r", ("username",), GIT_BASIC_AUTH_INCOMPLETE),
-        ("https://h/r", ("password",), GIT_BASIC_AUTH_INCOMPLETE),
-        ("https://h/r", SSH_KEY, GIT_SSH_AUTH_UNEXPECTED),
-        ("file:///tmp/r", SSH_KEY, GIT_SSH_AUTH_UNEXPECTED),
-        ("git@h:o/r.git", BASIC, GIT_SSH_AUTH_EXPECTED),
-        ("git@h:o/r.git", None, GIT_SSH_AUTH_EXPECTED),
-        ("ssh://h/o/r", (), GIT_SSH_AUTH_EXPECTED),
-        ("http://git.example.test/r", BASIC, AUTH_UNEXPECTED_HTTP),
-        ("http://10.0.0.1/r", BASIC, AUTH_UNEXPECTED_HTTP),
-        ("git://h/r", BASIC, GIT_ERROR),
-        ("https://h/r", (), GIT_ERROR),
-        ("https://h/r", ("token",), GIT_ERROR),
+        ("https://h/r", ("username",), Reason.GIT_BASIC_AUTH_INCOMPLETE),
+        ("https://h/r", ("password",), Reason.GIT_BASIC_AUTH_INCOMPLETE),
+        ("https://h/r", SSH_KEY, Reason.GIT_SSH_AUTH_UNEXPECTED),
+        ("file:///tmp/r", SSH_KEY, Reason.GIT_SSH_AUTH_UNEXPECTED),
+        ("git@h:o/r.git", BASIC, Reason.GIT_SSH_AUTH_EXPECTED),
+        ("git@h:o/r.git", None, Reason.GIT_SSH_AUTH_EXPECTED),
+        ("ssh://h/o/r", (), Reason.GIT_SSH_AUTH_EXPECTED),
+        ("http://git.example.test/r", BASIC, Reason.AUTH_UNEXPECTED_HTTP),
+        ("http://10.0.0.1/r", BASIC, Reason.AUTH_UNEXPECTED_HTTP),
+        ("git://h/r", BASIC, Reason.GIT_ERROR),
+        ("https://h/r", (), Reason.GIT_ERROR),
+        ("https://h/r", ("token",), Reason.GIT_ERROR),
     ],
 )
 def test_choose_auth_refuses(url: str, files: tuple[str, ...] | None, reason: str) -> None:
@@ -230,90 +221,91 @@ CLASSIFICATION_CASES = [
         "fatal: '/tmp/gx/nope' does not appear to be a git repository\n"
         "fatal: Could not read from remote repository.\n\n"
         "Please make sure you have the correct access rights\nand the repository exists.\n",
-        "file:///tmp/gx/nope", AuthKind.NONE, GIT_REMOTE_REPOSITORY_NOT_FOUND, id="file-missing"),
+        "file:///tmp/gx/nope", AuthKind.NONE, Reason.GIT_REMOTE_REPOSITORY_NOT_FOUND,
+        id="file-missing"),
     pytest.param(
         "fatal: remote error: access denied or repository not exported: /zzz\n",
-        "git://127.0.0.1:9418/zzz", AuthKind.NONE, GIT_REMOTE_REPOSITORY_NOT_FOUND,
+        "git://127.0.0.1:9418/zzz", AuthKind.NONE, Reason.GIT_REMOTE_REPOSITORY_NOT_FOUND,
         id="daemon-not-exported"),
     pytest.param(
         "fatal: repository 'http://127.0.0.1:33819/nope/' not found\n",
-        "http://127.0.0.1:33819/nope", AuthKind.NONE, GIT_REMOTE_REPOSITORY_NOT_FOUND,
+        "http://127.0.0.1:33819/nope", AuthKind.NONE, Reason.GIT_REMOTE_REPOSITORY_NOT_FOUND,
         id="http-404"),
     pytest.param(
         "remote: The project you were looking for could not be found or you don't have "
         "permission to view it.\nfatal: repository 'https://gitlab.com/o/r.git/' not found\n",
-        URL, AuthKind.BASIC, GIT_REMOTE_REPOSITORY_NOT_FOUND, id="gitlab-404"),
+        URL, AuthKind.BASIC, Reason.GIT_REMOTE_REPOSITORY_NOT_FOUND, id="gitlab-404"),
     pytest.param(
         "ERROR: Repository not found.\nfatal: Could not read from remote repository.\n\n"
         "Please make sure you have the correct access rights\nand the repository exists.\n",
-        "git@github.com:o/r.git", AuthKind.SSH, GIT_REMOTE_REPOSITORY_NOT_FOUND,
+        "git@github.com:o/r.git", AuthKind.SSH, Reason.GIT_REMOTE_REPOSITORY_NOT_FOUND,
         id="github-ssh-404"),
     pytest.param(
         "warning: Could not find remote branch nob to clone.\n"
         "fatal: Remote branch nob not found in upstream origin\n",
-        URL, AuthKind.NONE, GIT_REVISION_NOT_FOUND, id="branch-missing"),
+        URL, AuthKind.NONE, Reason.GIT_REVISION_NOT_FOUND, id="branch-missing"),
     pytest.param(
         "fatal: remote error: upload-pack: not our ref "
         "0123456789abcdef0123456789abcdef01234567\n",
-        URL, AuthKind.NONE, GIT_REVISION_NOT_FOUND, id="sha-missing"),
+        URL, AuthKind.NONE, Reason.GIT_REVISION_NOT_FOUND, id="sha-missing"),
     pytest.param(
         "fatal: couldn't find remote ref refs/heads/nope\n",
-        URL, AuthKind.NONE, GIT_REVISION_NOT_FOUND, id="ref-missing"),
+        URL, AuthKind.NONE, Reason.GIT_REVISION_NOT_FOUND, id="ref-missing"),
     pytest.param(
         "error: pathspec 'deadbeef' did not match any file(s) known to git\n",
-        URL, AuthKind.NONE, GIT_REVISION_NOT_FOUND, id="checkout-missing"),
+        URL, AuthKind.NONE, Reason.GIT_REVISION_NOT_FOUND, id="checkout-missing"),
     pytest.param(
         "fatal: Authentication failed for 'http://127.0.0.1:43319/sample/'\n",
-        "http://127.0.0.1:43319/sample", AuthKind.BASIC, GIT_AUTH_INVALID_USER_OR_PASS,
+        "http://127.0.0.1:43319/sample", AuthKind.BASIC, Reason.GIT_AUTH_INVALID_USER_OR_PASS,
         id="http-401-wrong-password"),
     pytest.param(
         "remote: Invalid username or password.\n"
         "fatal: Authentication failed for 'https://github.com/o/r.git/'\n",
-        URL, AuthKind.BASIC, GIT_AUTH_INVALID_USER_OR_PASS, id="github-wrong-token"),
+        URL, AuthKind.BASIC, Reason.GIT_AUTH_INVALID_USER_OR_PASS, id="github-wrong-token"),
     pytest.param(
         "remote: HTTP Basic: Access denied\nfatal: Authentication failed for 'x'\n",
-        URL, AuthKind.BASIC, GIT_AUTH_INVALID_USER_OR_PASS, id="gitlab-wrong-token"),
+        URL, AuthKind.BASIC, Reason.GIT_AUTH_INVALID_USER_OR_PASS, id="gitlab-wrong-token"),
     pytest.param(
         "fatal: unable to access 'https://h/r/': The requested URL returned error: 403\n",
-        URL, AuthKind.BASIC, GIT_AUTH_INVALID_USER_OR_PASS, id="403-with-credentials"),
+        URL, AuthKind.BASIC, Reason.GIT_AUTH_INVALID_USER_OR_PASS, id="403-with-credentials"),
     pytest.param(
         "fatal: could not read Username for 'http://127.0.0.1:43319': terminal prompts "
         "disabled\n",
-        "http://127.0.0.1:43319/sample", AuthKind.NONE, GIT_REMOTE_REPOSITORY_PRIVATE,
+        "http://127.0.0.1:43319/sample", AuthKind.NONE, Reason.GIT_REMOTE_REPOSITORY_PRIVATE,
         id="http-401-no-credentials"),
     pytest.param(
         "fatal: unable to access 'https://h/r/': The requested URL returned error: 403\n",
-        URL, AuthKind.NONE, GIT_REMOTE_REPOSITORY_PRIVATE, id="403-anonymous"),
+        URL, AuthKind.NONE, Reason.GIT_REMOTE_REPOSITORY_PRIVATE, id="403-anonymous"),
     pytest.param(
         "git@github.com: Permission denied (publickey).\n"
         "fatal: Could not read from remote repository.\n",
-        "git@github.com:o/r.git", AuthKind.SSH, GIT_AUTH_INVALID_KEY, id="ssh-key-rejected"),
+        "git@github.com:o/r.git", AuthKind.SSH, Reason.GIT_AUTH_INVALID_KEY, id="ssh-key-rejected"),
     pytest.param(
         'Load key "/tmp/git-source-x/id": invalid format\n'
         "git@github.com: Permission denied (publickey).\n"
         "fatal: Could not read from remote repository.\n",
-        "git@github.com:o/r.git", AuthKind.SSH, GIT_AUTH_INVALID_KEY, id="ssh-key-garbage"),
+        "git@github.com:o/r.git", AuthKind.SSH, Reason.GIT_AUTH_INVALID_KEY, id="ssh-key-garbage"),
     pytest.param(
         "Host key verification failed.\nfatal: Could not read from remote repository.\n",
-        "git@github.com:o/r.git", AuthKind.SSH, GIT_AUTH_INVALID_KEY, id="ssh-host-key"),
+        "git@github.com:o/r.git", AuthKind.SSH, Reason.GIT_AUTH_INVALID_KEY, id="ssh-host-key"),
     pytest.param(
         "fatal: Could not read from remote repository.\n",
-        "ssh://git@h/o/r", AuthKind.SSH, GIT_AUTH_INVALID_KEY, id="ssh-refused-quietly"),
+        "ssh://git@h/o/r", AuthKind.SSH, Reason.GIT_AUTH_INVALID_KEY, id="ssh-refused-quietly"),
     pytest.param(
         "ssh: connect to host 127.0.0.1 port 1: Connection refused\n"
         "fatal: Could not read from remote repository.\n",
-        "ssh://git@127.0.0.1:1/zzz", AuthKind.SSH, GIT_ERROR, id="ssh-unreachable"),
+        "ssh://git@127.0.0.1:1/zzz", AuthKind.SSH, Reason.GIT_ERROR, id="ssh-unreachable"),
     pytest.param(
         "fatal: unable to access 'https://nonexistent.invalid/zzz/': Could not resolve host: "
         "nonexistent.invalid\n",
-        "https://nonexistent.invalid/zzz", AuthKind.NONE, GIT_ERROR, id="dns"),
+        "https://nonexistent.invalid/zzz", AuthKind.NONE, Reason.GIT_ERROR, id="dns"),
     pytest.param(
         "fatal: unable to connect to 127.0.0.1:\n127.0.0.1[0: 127.0.0.1]: errno=Connection "
         "refused\n",
-        "git://127.0.0.1:1/zzz", AuthKind.NONE, GIT_ERROR, id="daemon-down"),
+        "git://127.0.0.1:1/zzz", AuthKind.NONE, Reason.GIT_ERROR, id="daemon-down"),
     pytest.param(
         "fatal: destination path 't11' already exists and is not an empty directory.\n",
-        URL, AuthKind.NONE, GIT_ERROR, id="unknown"),
+        URL, AuthKind.NONE, Reason.GIT_ERROR, id="unknown"),
 ]
 
 
@@ -500,7 +492,7 @@ def test_refuses_a_non_empty_target(tmp_path: Path, sample_repo: SampleRepo) -> 
     (target / "leftover").write_text("x")
     run = run_step(tmp_path, f"file://{sample_repo.path}", target=target)
     assert run.code == 1
-    assert run.results["error-reason"] == GIT_ERROR
+    assert run.results["error-reason"] == Reason.GIT_ERROR
     assert "not empty" in run.results["error-message"]
 
 
@@ -523,7 +515,7 @@ def test_missing_repository(tmp_path: Path, git_base: Path, transport: str) -> N
         with server:
             run = run_step(tmp_path, server.url("absent"))
     assert run.code == 1
-    assert run.results["error-reason"] == GIT_REMOTE_REPOSITORY_NOT_FOUND
+    assert run.results["error-reason"] == Reason.GIT_REMOTE_REPOSITORY_NOT_FOUND
     assert "absent" in run.results["error-message"]
     assert set(run.results) == {"error-reason", "error-message"}
 
@@ -532,7 +524,7 @@ def test_repository_not_exported_by_daemon(tmp_path: Path, sample_repo: SampleRe
                                            git_base: Path) -> None:
     with GitDaemon(git_base, export_all=False) as daemon:
         run = run_step(tmp_path, daemon.url(sample_repo.name))
-    assert run.results["error-reason"] == GIT_REMOTE_REPOSITORY_NOT_FOUND
+    assert run.results["error-reason"] == Reason.GIT_REMOTE_REPOSITORY_NOT_FOUND
 
 
 @pytest.mark.parametrize("revision", ["no-such-branch", "0123456789abcdef0123456789abcdef01234567",
@@ -540,7 +532,7 @@ def test_repository_not_exported_by_daemon(tmp_path: Path, sample_repo: SampleRe
 def test_missing_revision(tmp_path: Path, served_url: str, revision: str) -> None:
     run = run_step(tmp_path, served_url, "--revision", revision)
     assert run.code == 1, run.output
-    assert run.results["error-reason"] == GIT_REVISION_NOT_FOUND
+    assert run.results["error-reason"] == Reason.GIT_REVISION_NOT_FOUND
     assert revision in run.results["error-message"]
 
 
@@ -549,7 +541,7 @@ def test_unreachable_server_is_a_git_error(tmp_path: Path) -> None:
 
     run = run_step(tmp_path, f"git://127.0.0.1:{free_port()}/repo")
     assert run.code == 1
-    assert run.results["error-reason"] == GIT_ERROR
+    assert run.results["error-reason"] == Reason.GIT_ERROR
     assert "cannot reach" in run.results["error-message"]
 
 
@@ -589,7 +581,7 @@ def test_wrong_password_is_reported_without_leaking_it(
     secret = _secret_dir(tmp_path / "secret", {"username": HTTP_USERNAME, "password": wrong})
     run = run_step(tmp_path, git_http_auth.url(sample_repo.name), "--secret-path", str(secret))
     assert run.code == 1
-    assert run.results["error-reason"] == GIT_AUTH_INVALID_USER_OR_PASS
+    assert run.results["error-reason"] == Reason.GIT_AUTH_INVALID_USER_OR_PASS
     assert wrong not in _everything_written(run)
     assert all(user == "refused" for _, _, user in git_http_auth.requests_seen)
 
@@ -599,7 +591,7 @@ def test_private_repository_without_credentials(
 ) -> None:
     run = run_step(tmp_path, git_http_auth.url(sample_repo.name))
     assert run.code == 1
-    assert run.results["error-reason"] == GIT_REMOTE_REPOSITORY_PRIVATE
+    assert run.results["error-reason"] == Reason.GIT_REMOTE_REPOSITORY_PRIVATE
 
 
 def test_incomplete_basic_auth_fails_before_contacting_the_server(
@@ -608,7 +600,7 @@ def test_incomplete_basic_auth_fails_before_contacting_the_server(
     secret = _secret_dir(tmp_path / "secret", {"username": HTTP_USERNAME})
     run = run_step(tmp_path, git_http_auth.url(sample_repo.name), "--secret-path", str(secret))
     assert run.code == 1
-    assert run.results["error-reason"] == GIT_BASIC_AUTH_INCOMPLETE
+    assert run.results["error-reason"] == Reason.GIT_BASIC_AUTH_INCOMPLETE
     assert git_http_auth.requests_seen == []
 
 
@@ -630,17 +622,18 @@ def test_wrong_password_in_the_url_is_scrubbed_from_the_error(
     url = git_http_auth.url(sample_repo.name).replace("http://", "http://me:wr0ng-pa55@")
     run = run_step(tmp_path, url)
     assert run.code == 1
-    assert run.results["error-reason"] == GIT_AUTH_INVALID_USER_OR_PASS
+    assert run.results["error-reason"] == Reason.GIT_AUTH_INVALID_USER_OR_PASS
     assert "wr0ng-pa55" not in _everything_written(run)
 
 
 @pytest.mark.parametrize(
     ("url", "files", "reason"),
     [
-        ("http://127.0.0.1:1/r", {"ssh-privatekey": "KEY"}, GIT_SSH_AUTH_UNEXPECTED),
-        ("ssh://git@127.0.0.1:1/r", {"username": "u", "password": "p"}, GIT_SSH_AUTH_EXPECTED),
+        ("http://127.0.0.1:1/r", {"ssh-privatekey": "KEY"}, Reason.GIT_SSH_AUTH_UNEXPECTED),
+        ("ssh://git@127.0.0.1:1/r", {"username": "u", "password": "p"},
+         Reason.GIT_SSH_AUTH_EXPECTED),
         ("http://git.example.test/r", {"username": "u", "password": "p"},
-         AUTH_UNEXPECTED_HTTP),
+         Reason.AUTH_UNEXPECTED_HTTP),
     ],
 )
 def test_credential_url_mismatch_is_reported(
@@ -659,7 +652,7 @@ def test_ssh_clone_uses_the_key_and_reports_an_unreachable_host(tmp_path: Path) 
     run = run_step(tmp_path, f"ssh://git@127.0.0.1:{free_port()}/repo", "--secret-path",
                    str(secret))
     assert run.code == 1
-    assert run.results["error-reason"] == GIT_ERROR
+    assert run.results["error-reason"] == Reason.GIT_ERROR
     assert "cannot reach" in run.results["error-message"]
     assert not list(tmp_path.glob("git-source-*"))  # the key copy is gone
 
@@ -689,21 +682,21 @@ def test_main_in_process_writes_error_results(tmp_path: Path) -> None:
         "--result-file-error-message", str(message_file),
     ])
     assert code == 1
-    assert reason_file.read_text() == GIT_SSH_AUTH_EXPECTED
+    assert reason_file.read_text() == Reason.GIT_SSH_AUTH_EXPECTED
     assert "ssh" in message_file.read_text()
 
 
 def test_failure_is_reported_in_the_termination_log(tmp_path: Path, git_base: Path) -> None:
     """An init container's failure stops the Pod before step-results runs, so the step
     itself must carry its error results out through its termination message."""
-    from buildwright.steps.resultfiles import parse_termination_message
+    from buildwright.core.contract import parse_termination_message
 
     log = tmp_path / "termination-log"
     run = run_step(tmp_path, f"file://{git_base}/absent", "--termination-log", str(log))
     assert run.code == 1
     reported = parse_termination_message(log.read_text())
     assert reported == {
-        "shp-error-reason": GIT_REMOTE_REPOSITORY_NOT_FOUND,
+        "shp-error-reason": Reason.GIT_REMOTE_REPOSITORY_NOT_FOUND,
         "shp-error-message": run.results["error-message"],
     }
 

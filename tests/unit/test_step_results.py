@@ -11,16 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buildwright.steps import results
-from buildwright.steps.resultfiles import (
+from buildwright.core.contract import (
     PRIORITY,
     TERMINATION_MESSAGE_LIMIT,
     parse_termination_message,
     render_termination_message,
     select_results,
-    strip_result_value,
-    write_result,
 )
+from buildwright.steps import results
+from buildwright.steps.resultfiles import strip_result_value, write_result
 
 DIGEST = "sha256:" + "ab" * 32
 SHA = "0123456789abcdef0123456789abcdef01234567"

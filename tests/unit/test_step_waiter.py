@@ -11,13 +11,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from buildwright.core.pod import LOCAL_TMP_DIR
-from buildwright.localcluster.wait import wait_until
+from buildwright.core.contract import LOCAL_TMP_DIR
 from buildwright.steps import waiter
 from buildwright.steps.__main__ import main as step_main
+from buildwright_localcluster.wait import wait_until
 
 DEADLINE_SECONDS = 20.0
 
@@ -138,3 +139,21 @@ def test_default_lock_file_is_the_one_the_pod_uses() -> None:
     pod_lock_file = f"{LOCAL_TMP_DIR}/waiter.lock"
     assert pod_lock_file == waiter.DEFAULT_LOCK_FILE
     assert os.path.isabs(waiter.DEFAULT_LOCK_FILE)
+
+
+def test_a_sigterm_while_the_lock_file_is_written_still_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signal handler raises wherever the waiter is; it was once raised between creating
+    the lock file and the cleanup that removes it (seen under load as a left-over lock)."""
+    lock = tmp_path / "waiter.lock"
+    real_fdopen = waiter.os.fdopen
+
+    def interrupted_write(descriptor: int, *args: Any, **kwargs: Any) -> Any:
+        real_fdopen(descriptor, *args, **kwargs).close()
+        raise waiter.Terminated
+
+    monkeypatch.setattr(waiter.os, "fdopen", interrupted_write)
+    with pytest.raises(waiter.Terminated):
+        waiter.wait_for_removal(str(lock), timeout=5)
+    assert not lock.exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from buildwright.core.durations import (
+from buildwright.core.formats import (
     format_go_duration,
     format_go_duration_nanos,
     parse_duration,

@@ -1,4 +1,4 @@
-"""Build registration and BuildRun preflight (spec §2.6, §3.1, §3.4, §7.1, §7.6, §7.7)."""
+"""Build registration and BuildRun preflight (docs/buildrun-lifecycle.md, docs/reasons.md)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import pytest
 
 from buildwright.api.v1beta1 import Build, BuildRun, BuildRunSpec, BuildSpec, ClusterBuildStrategy
 from buildwright.api.v1beta1 import BuildStrategy as NamespacedStrategy
-from buildwright.core import labels, reasons
-from buildwright.core.reasons import Failure
+from buildwright.core import labels
+from buildwright.core.formats import go_quote
+from buildwright.core.reasons import Failure, Reason
 from buildwright.core.validation import (
     PROBE_AUTH_REQUIRED,
     REGISTERED,
     BuildFacts,
     BuildRegistration,
     ForbiddenEnvNames,
-    go_quote,
     merged_parameter_failure,
     parse_strategy,
     referenced_secrets,
@@ -74,7 +74,7 @@ def spec(**fields: Any) -> BuildSpec:
 
 def register(b: Build, facts: BuildFacts = GOOD_FACTS) -> tuple[str, str]:
     outcome = validate_build(b, facts)
-    assert outcome.registered == (outcome.reason == reasons.SUCCEEDED)
+    assert outcome.registered == (outcome.reason == Reason.SUCCEEDED)
     return outcome.reason, outcome.message
 
 
@@ -197,35 +197,35 @@ def test_repository_probe_only_requested_when_verifying_http_without_secret() ->
 def test_verify_repository_failures(url: str, probe: str | None, message: str) -> None:
     b = build({"source": {"type": "Git", "git": {"url": url}}}, annotations=VERIFY)
     facts = BuildFacts(strategy=STRATEGY, repository_probe=probe)
-    assert register(b, facts) == (reasons.REMOTE_REPOSITORY_UNREACHABLE, message)
+    assert register(b, facts) == (Reason.REMOTE_REPOSITORY_UNREACHABLE, message)
 
 
 def test_verify_repository_unparsable_url_reports_parse_error() -> None:
     b = build({"source": {"type": "Git", "git": {"url": "https://[::1/o"}}}, annotations=VERIFY)
     reason, message = register(b)
-    assert reason == reasons.REMOTE_REPOSITORY_UNREACHABLE
+    assert reason == Reason.REMOTE_REPOSITORY_UNREACHABLE
     assert message.startswith('parse "https://[::1/o": ')
 
 
 def test_verify_repository_probe_success_and_other_schemes_pass() -> None:
-    assert register(build(annotations=VERIFY))[0] == reasons.SUCCEEDED
+    assert register(build(annotations=VERIFY))[0] == Reason.SUCCEEDED
     git_scheme = build(
         {"source": {"type": "Git", "git": {"url": "git://x/o/r"}}}, annotations=VERIFY
     )
-    assert register(git_scheme)[0] == reasons.SUCCEEDED
+    assert register(git_scheme)[0] == Reason.SUCCEEDED
 
 
 @pytest.mark.parametrize("value", ["", "false"])
 def test_verify_repository_off(value: str) -> None:
     b = build(annotations={"build.shipwright.io/verify.repository": value})
     facts = BuildFacts(strategy=STRATEGY, repository_probe=PROBE_AUTH_REQUIRED)
-    assert register(b, facts)[0] == reasons.SUCCEEDED
+    assert register(b, facts)[0] == Reason.SUCCEEDED
 
 
 def test_verify_repository_bad_annotation_value() -> None:
     b = build(annotations={"build.shipwright.io/verify.repository": "yes"})
     assert register(b) == (
-        reasons.REMOTE_REPOSITORY_UNREACHABLE,
+        Reason.REMOTE_REPOSITORY_UNREACHABLE,
         "the annotation build.shipwright.io/verify.repository was not properly defined, "
         "supported values are true or false",
     )
@@ -237,7 +237,7 @@ def test_verify_repository_skipped_with_clone_secret() -> None:
         annotations={"build.shipwright.io/verify.repository": "bogus"},
     )
     facts = BuildFacts(strategy=STRATEGY, existing_secrets=frozenset({"git"}))
-    assert register(b, facts)[0] == reasons.SUCCEEDED
+    assert register(b, facts)[0] == Reason.SUCCEEDED
 
 
 # --- #3 secrets -------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def test_referenced_secrets() -> None:
 
 def test_missing_push_secret() -> None:
     assert register(secret_build("push", None)) == (
-        reasons.SPEC_OUTPUT_SECRET_REF_NOT_FOUND,
+        Reason.SPEC_OUTPUT_SECRET_REF_NOT_FOUND,
         "referenced secret push not found",
     )
 
@@ -279,7 +279,7 @@ def test_missing_push_secret() -> None:
 def test_missing_source_secret() -> None:
     facts = BuildFacts(strategy=STRATEGY, existing_secrets=frozenset({"push"}))
     assert register(secret_build("push", "clone"), facts) == (
-        reasons.SPEC_SOURCE_SECRET_REF_NOT_FOUND,
+        Reason.SPEC_SOURCE_SECRET_REF_NOT_FOUND,
         "referenced secret clone not found",
     )
 
@@ -287,33 +287,33 @@ def test_missing_source_secret() -> None:
 def test_missing_pull_secret_of_oci_source() -> None:
     b = build({"source": {"type": "OCI", "ociArtifact": {"image": "i", "pullSecret": "pull"}}})
     assert register(b) == (
-        reasons.SPEC_SOURCE_SECRET_REF_NOT_FOUND,
+        Reason.SPEC_SOURCE_SECRET_REF_NOT_FOUND,
         "referenced secret pull not found",
     )
 
 
 def test_multiple_missing_secrets_sorted() -> None:
     assert register(secret_build("zz-push", "aa-clone")) == (
-        reasons.MULTIPLE_SECRET_REF_NOT_FOUND,
+        Reason.MULTIPLE_SECRET_REF_NOT_FOUND,
         "missing secrets are aa-clone,zz-push",
     )
 
 
 def test_same_name_secret_checked_once_as_source() -> None:
     assert register(secret_build("shared", "shared")) == (
-        reasons.SPEC_SOURCE_SECRET_REF_NOT_FOUND,
+        Reason.SPEC_SOURCE_SECRET_REF_NOT_FOUND,
         "referenced secret shared not found",
     )
 
 
 def test_existing_secrets_pass() -> None:
     facts = BuildFacts(strategy=STRATEGY, existing_secrets=frozenset({"push", "clone"}))
-    assert register(secret_build("push", "clone"), facts)[0] == reasons.SUCCEEDED
+    assert register(secret_build("push", "clone"), facts)[0] == Reason.SUCCEEDED
 
 
 def test_empty_secret_name_is_missing() -> None:
     assert register(secret_build("", None)) == (
-        reasons.SPEC_OUTPUT_SECRET_REF_NOT_FOUND,
+        Reason.SPEC_OUTPUT_SECRET_REF_NOT_FOUND,
         "referenced secret  not found",
     )
 
@@ -323,7 +323,7 @@ def test_empty_secret_name_is_missing() -> None:
 
 def test_unknown_strategy_kind() -> None:
     assert register(build({"strategy": {"name": "kaniko", "kind": "Strategy"}})) == (
-        reasons.UNKNOWN_BUILD_STRATEGY_KIND,
+        Reason.UNKNOWN_BUILD_STRATEGY_KIND,
         "unknown strategy kind Strategy used, must be one of BuildStrategy, "
         "or ClusterBuildStrategy",
     )
@@ -332,7 +332,7 @@ def test_unknown_strategy_kind() -> None:
 def test_build_strategy_not_found_defaults_to_namespaced_kind() -> None:
     b = build({"strategy": {"name": "kaniko"}})
     assert register(b, BuildFacts()) == (
-        reasons.BUILD_STRATEGY_NOT_FOUND,
+        Reason.BUILD_STRATEGY_NOT_FOUND,
         "buildStrategy kaniko does not exist in namespace ns",
     )
 
@@ -340,7 +340,7 @@ def test_build_strategy_not_found_defaults_to_namespaced_kind() -> None:
 def test_cluster_build_strategy_not_found() -> None:
     b = build({"strategy": {"name": "buildah", "kind": "ClusterBuildStrategy"}})
     assert register(b, BuildFacts()) == (
-        reasons.CLUSTER_BUILD_STRATEGY_NOT_FOUND,
+        Reason.CLUSTER_BUILD_STRATEGY_NOT_FOUND,
         "clusterBuildStrategy buildah does not exist",
     )
 
@@ -361,10 +361,10 @@ def test_strategy_parameter_failure_without_missing_check() -> None:
             },
         }
     )
-    assert register(build(), BuildFacts(strategy=strategy))[0] == reasons.SUCCEEDED
+    assert register(build(), BuildFacts(strategy=strategy))[0] == Reason.SUCCEEDED
     b = build({"paramValues": [{"name": "unknown", "value": "x"}]})
     assert register(b) == (
-        reasons.UNDEFINED_PARAMETER,
+        Reason.UNDEFINED_PARAMETER,
         "The following parameters are not defined in the build strategy: unknown",
     )
 
@@ -372,16 +372,16 @@ def test_strategy_parameter_failure_without_missing_check() -> None:
 def test_undefined_and_not_overridable_volumes() -> None:
     undefined = build({"volumes": [{"name": "nope", "emptyDir": {}}]})
     assert register(undefined) == (
-        reasons.UNDEFINED_VOLUME,
+        Reason.UNDEFINED_VOLUME,
         'Volume "nope" is not defined in the Strategy',
     )
     fixed = build({"volumes": [{"name": "fixed", "emptyDir": {}}]})
     assert register(fixed) == (
-        reasons.VOLUME_NOT_OVERRIDABLE,
+        Reason.VOLUME_NOT_OVERRIDABLE,
         'Volume "fixed" is not overridable in the Strategy',
     )
     ok = build({"volumes": [{"name": "cache", "emptyDir": {}}]})
-    assert register(ok)[0] == reasons.SUCCEEDED
+    assert register(ok)[0] == Reason.SUCCEEDED
 
 
 def test_undefined_step_resource() -> None:
@@ -397,7 +397,7 @@ def test_undefined_step_resource() -> None:
         }
     )
     assert register(b) == (
-        reasons.UNDEFINED_STEP_RESOURCE,
+        Reason.UNDEFINED_STEP_RESOURCE,
         'stepResources references step "ghost" which does not exist in the build strategy',
     )
 
@@ -410,14 +410,14 @@ def test_strategy_validator_last_failure_wins() -> None:
             "strategy": {"name": "kaniko", "stepResources": [{"name": "ghost", "resources": {}}]},
         }
     )
-    assert register(b)[0] == reasons.UNDEFINED_STEP_RESOURCE
+    assert register(b)[0] == Reason.UNDEFINED_STEP_RESOURCE
     b = build(
         {
             "paramValues": [{"name": "unknown", "value": "x"}],
             "volumes": [{"name": "nope", "emptyDir": {}}],
         }
     )
-    assert register(b)[0] == reasons.UNDEFINED_VOLUME
+    assert register(b)[0] == Reason.UNDEFINED_VOLUME
 
 
 # --- #5 source ---------------------------------------------------------------------------------
@@ -426,7 +426,7 @@ def test_strategy_validator_last_failure_wins() -> None:
 def test_source_type_mismatch_does_not_stop_registration() -> None:
     b = build({"source": {"type": "OCI", "git": {"url": "https://x/y"}}})
     assert source_mismatch(b.spec) == "type does not match the source"
-    assert register(b)[0] == reasons.SUCCEEDED
+    assert register(b)[0] == Reason.SUCCEEDED
     assert source_mismatch(spec()) is None
     assert source_mismatch(spec(source=None)) is None
 
@@ -439,18 +439,18 @@ def test_source_type_mismatch_does_not_stop_registration() -> None:
 )
 def test_valid_timestamps(timestamp: str) -> None:
     b = build({"output": {"image": "r/i", "timestamp": timestamp}})
-    assert register(b)[0] == reasons.SUCCEEDED
+    assert register(b)[0] == Reason.SUCCEEDED
 
 
 def test_empty_timestamp_passes_even_without_source() -> None:
     b = build({"source": None, "output": {"image": "r/i", "timestamp": ""}})
-    assert register(b)[0] == reasons.SUCCEEDED
+    assert register(b)[0] == Reason.SUCCEEDED
 
 
 def test_source_timestamp_without_source() -> None:
     b = build({"source": None, "output": {"image": "r/i", "timestamp": "SourceTimestamp"}})
     assert register(b) == (
-        reasons.OUTPUT_TIMESTAMP_NOT_SUPPORTED,
+        Reason.OUTPUT_TIMESTAMP_NOT_SUPPORTED,
         "cannot use SourceTimestamp output image setting with an empty build source",
     )
 
@@ -459,7 +459,7 @@ def test_source_timestamp_without_source() -> None:
 def test_invalid_timestamps(timestamp: str) -> None:
     b = build({"output": {"image": "r/i", "timestamp": timestamp}})
     assert register(b) == (
-        reasons.OUTPUT_TIMESTAMP_NOT_VALID,
+        Reason.OUTPUT_TIMESTAMP_NOT_VALID,
         "output timestamp value is invalid, must be Zero, SourceTimestamp, BuildTimestamp, "
         "or number",
     )
@@ -491,14 +491,14 @@ def platforms_build(
     ],
 )
 def test_invalid_platform(platforms: list[dict[str, str]], message: str) -> None:
-    assert register(platforms_build(platforms)) == (reasons.INVALID_PLATFORM, message)
+    assert register(platforms_build(platforms)) == (Reason.INVALID_PLATFORM, message)
 
 
 def test_duplicate_platform() -> None:
     # The CRD's list-map normally rejects duplicates; the model does not.
     dup = [{"os": "linux", "arch": "amd64"}, {"os": "linux", "arch": "amd64"}]
     assert register(platforms_build(dup)) == (
-        reasons.INVALID_PLATFORM,
+        Reason.INVALID_PLATFORM,
         "spec.output.platforms[1] is a duplicate of linux/amd64",
     )
 
@@ -507,7 +507,7 @@ def test_duplicate_platform() -> None:
 def test_node_selector_platform_conflict(label: str) -> None:
     b = platforms_build([{"os": "linux", "arch": "amd64"}], {label: "x"})
     assert register(b) == (
-        reasons.NODE_SELECTOR_PLATFORM_CONFLICT,
+        Reason.NODE_SELECTOR_PLATFORM_CONFLICT,
         f'nodeSelector must not contain "{label}" when spec.output.platforms is set; the build '
         "controller manages os/arch scheduling",
     )
@@ -515,15 +515,15 @@ def test_node_selector_platform_conflict(label: str) -> None:
 
 def test_platforms_valid_and_empty_list() -> None:
     two = [{"os": "linux", "arch": "amd64"}, {"os": "linux", "arch": "arm64"}]
-    assert register(platforms_build(two, {"disk": "ssd"}))[0] == reasons.SUCCEEDED
-    assert register(platforms_build([], {"kubernetes.io/os": "linux"}))[0] == reasons.SUCCEEDED
+    assert register(platforms_build(two, {"disk": "ssd"}))[0] == Reason.SUCCEEDED
+    assert register(platforms_build([], {"kubernetes.io/os": "linux"}))[0] == Reason.SUCCEEDED
 
 
 def test_platform_failure_overwrites_timestamp_failure() -> None:
     b = build(
         {"output": {"image": "r/i", "timestamp": "bad", "platforms": [{"os": "", "arch": "x"}]}}
     )
-    assert register(b)[0] == reasons.INVALID_PLATFORM
+    assert register(b)[0] == Reason.INVALID_PLATFORM
 
 
 # --- #7 buildname ------------------------------------------------------------------------------
@@ -531,15 +531,15 @@ def test_platform_failure_overwrites_timestamp_failure() -> None:
 
 def test_build_name_invalid() -> None:
     assert register(build(name="b" * 64)) == (
-        reasons.BUILD_NAME_INVALID,
+        Reason.BUILD_NAME_INVALID,
         "must be no more than 63 bytes",
     )
     assert register(build(name="a" * 62 + "-")) == (
-        reasons.BUILD_NAME_INVALID,
+        Reason.BUILD_NAME_INVALID,
         LABEL_VALUE_REGEX_ERROR,
     )
     assert register(build(name="-" * 64)) == (
-        reasons.BUILD_NAME_INVALID,
+        Reason.BUILD_NAME_INVALID,
         "must be no more than 63 bytes, " + LABEL_VALUE_REGEX_ERROR,
     )
 
@@ -551,7 +551,7 @@ SECRET_REF: dict[str, Any] = {"secretKeyRef": {"name": "s", "key": "k"}}
 
 def test_env_blank_name() -> None:
     assert register(build({"env": [{"name": "", "value": "x"}]})) == (
-        reasons.SPEC_ENV_NAME_CAN_NOT_BE_BLANK,
+        Reason.SPEC_ENV_NAME_CAN_NOT_BE_BLANK,
         "name for environment variable must not be blank",
     )
 
@@ -561,23 +561,23 @@ def test_env_blank_name() -> None:
 )
 def test_env_forbidden_names(name: str) -> None:
     assert register(build({"env": [{"name": name, "value": "x"}]})) == (
-        reasons.SPEC_ENV_NAME_FORBIDDEN,
+        Reason.SPEC_ENV_NAME_FORBIDDEN,
         f"environment variable {go_quote(name)} is forbidden for security reasons",
     )
 
 
 @pytest.mark.parametrize("name", ["ENVIRONMENT", "MY_LD_PRELOAD", "PATH", "LD"])
 def test_env_allowed_names(name: str) -> None:
-    assert register(build({"env": [{"name": name, "value": "x"}]}))[0] == reasons.SUCCEEDED
+    assert register(build({"env": [{"name": name, "value": "x"}]}))[0] == Reason.SUCCEEDED
 
 
 def test_env_value_and_value_from() -> None:
     assert register(build({"env": [{"name": "A", "value": "x", "valueFrom": SECRET_REF}]})) == (
-        reasons.SPEC_ENV_ONLY_ONE_OF_VALUE_OR_VALUE_FROM,
+        Reason.SPEC_ENV_ONLY_ONE_OF_VALUE_OR_VALUE_FROM,
         "only one of value or valueFrom must be specified",
     )
     empty_value = build({"env": [{"name": "A", "value": "", "valueFrom": SECRET_REF}]})
-    assert register(empty_value)[0] == reasons.SUCCEEDED
+    assert register(empty_value)[0] == Reason.SUCCEEDED
 
 
 def test_env_last_failure_wins() -> None:
@@ -585,9 +585,9 @@ def test_env_last_failure_wins() -> None:
         {"name": "LD_PRELOAD", "value": "x"},
         {"name": "", "value": "x"},
     ]
-    assert register(build({"env": env}))[0] == reasons.SPEC_ENV_NAME_CAN_NOT_BE_BLANK
+    assert register(build({"env": env}))[0] == Reason.SPEC_ENV_NAME_CAN_NOT_BE_BLANK
     env = [{"name": "", "value": "x"}, {"name": "BASH_ENV", "value": "x", "valueFrom": SECRET_REF}]
-    assert register(build({"env": env}))[0] == reasons.SPEC_ENV_ONLY_ONE_OF_VALUE_OR_VALUE_FROM
+    assert register(build({"env": env}))[0] == Reason.SPEC_ENV_ONLY_ONE_OF_VALUE_OR_VALUE_FROM
 
 
 def test_forbidden_env_list_is_configurable() -> None:
@@ -596,14 +596,14 @@ def test_forbidden_env_list_is_configurable() -> None:
     assert 42 not in custom
     facts = BuildFacts(strategy=STRATEGY, forbidden_env=("TOKEN",))
     assert register(build({"env": [{"name": "TOKEN", "value": "x"}]}), facts)[0] == (
-        reasons.SPEC_ENV_NAME_FORBIDDEN
+        Reason.SPEC_ENV_NAME_FORBIDDEN
     )
     assert register(build({"env": [{"name": "LD_PRELOAD", "value": "x"}]}), facts)[0] == (
-        reasons.SUCCEEDED
+        Reason.SUCCEEDED
     )
     facts = BuildFacts(strategy=STRATEGY, forbidden_env=custom)
     assert register(build({"env": [{"name": "SECRET_X", "value": "x"}]}), facts)[0] == (
-        reasons.SPEC_ENV_NAME_FORBIDDEN
+        Reason.SPEC_ENV_NAME_FORBIDDEN
     )
     assert ForbiddenEnvNames.from_setting("") == ForbiddenEnvNames.from_setting(None)
 
@@ -620,47 +620,47 @@ def triggers(*when: dict[str, Any]) -> Build:
     [
         (
             {"name": "", "type": "GitHub", "github": {"events": ["Push"]}},
-            reasons.TRIGGER_NAME_CAN_NOT_BE_BLANK,
+            Reason.TRIGGER_NAME_CAN_NOT_BE_BLANK,
             "name is not set on when trigger condition",
         ),
         (
             {"name": "t", "type": "Cron"},
-            reasons.TRIGGER_INVALID_TYPE,
+            Reason.TRIGGER_INVALID_TYPE,
             '"t" contains an invalid type "Cron"',
         ),
         (
             {"name": "t", "type": "GitHub"},
-            reasons.TRIGGER_INVALID_GITHUB_WEBHOOK,
+            Reason.TRIGGER_INVALID_GITHUB_WEBHOOK,
             '"t" is missing required attribute `.github`',
         ),
         (
             {"name": "t", "type": "GitHub", "github": {"branches": ["main"]}},
-            reasons.TRIGGER_INVALID_GITHUB_WEBHOOK,
+            Reason.TRIGGER_INVALID_GITHUB_WEBHOOK,
             '"t" is missing required attribute `.github.events`',
         ),
         (
             {"name": "t", "type": "Image"},
-            reasons.TRIGGER_INVALID_IMAGE,
+            Reason.TRIGGER_INVALID_IMAGE,
             '"t" is missing required attribute `.image`',
         ),
         (
             {"name": "t", "type": "Image", "image": {"names": []}},
-            reasons.TRIGGER_INVALID_IMAGE,
+            Reason.TRIGGER_INVALID_IMAGE,
             '"t" is missing required attribute `.image.names`',
         ),
         (
             {"name": "t", "type": "Pipeline"},
-            reasons.TRIGGER_INVALID_PIPELINE,
+            Reason.TRIGGER_INVALID_PIPELINE,
             '"t" is missing required attribute `.objectRef`',
         ),
         (
             {"name": "t", "type": "Pipeline", "objectRef": {"name": "p"}},
-            reasons.TRIGGER_INVALID_PIPELINE,
+            Reason.TRIGGER_INVALID_PIPELINE,
             '"t" is missing required attribute `.objectRef.status`',
         ),
         (
             {"name": "t", "type": "Pipeline", "objectRef": {"status": ["Succeeded"]}},
-            reasons.TRIGGER_INVALID_PIPELINE,
+            Reason.TRIGGER_INVALID_PIPELINE,
             '"t" is missing required attributes `.objectRef.name` or `.objectRef.selector`',
         ),
         (
@@ -669,7 +669,7 @@ def triggers(*when: dict[str, Any]) -> Build:
                 "type": "Pipeline",
                 "objectRef": {"name": "p", "status": ["Succeeded"], "selector": {"a": "b"}},
             },
-            reasons.TRIGGER_INVALID_PIPELINE,
+            Reason.TRIGGER_INVALID_PIPELINE,
             '"t" contains `.objectRef.name` and `.objectRef.selector`, must be only one',
         ),
     ],
@@ -684,11 +684,11 @@ def test_valid_triggers_and_last_failure_wins() -> None:
         {"name": "img", "type": "Image", "image": {"names": ["x"]}},
         {"name": "p", "type": "Pipeline", "objectRef": {"selector": {"a": "b"}, "status": ["S"]}},
     ]
-    assert register(triggers(*good))[0] == reasons.SUCCEEDED
+    assert register(triggers(*good))[0] == Reason.SUCCEEDED
     # A blank name and a wrong type in one entry: the type check comes last.
-    assert register(triggers({"name": "", "type": "X"}))[0] == reasons.TRIGGER_INVALID_TYPE
+    assert register(triggers({"name": "", "type": "X"}))[0] == Reason.TRIGGER_INVALID_TYPE
     assert register(triggers({"name": "a", "type": "X"}, {"name": "b", "type": "Image"}))[0] == (
-        reasons.TRIGGER_INVALID_IMAGE
+        Reason.TRIGGER_INVALID_IMAGE
     )
 
 
@@ -697,16 +697,16 @@ def test_valid_triggers_and_last_failure_wins() -> None:
 
 def test_node_selector_key_and_value() -> None:
     assert register(build({"nodeSelector": {"bad key": "v"}})) == (
-        reasons.NODE_SELECTOR_NOT_VALID,
+        Reason.NODE_SELECTOR_NOT_VALID,
         "Node selector key not valid: " + NAME_PART_REGEX_ERROR,
     )
     assert register(build({"nodeSelector": {"k": "bad value"}})) == (
-        reasons.NODE_SELECTOR_NOT_VALID,
+        Reason.NODE_SELECTOR_NOT_VALID,
         "Node selector value not valid: " + LABEL_VALUE_REGEX_ERROR,
     )
     both = build({"nodeSelector": {"bad key": "v", "k": "bad value"}})
     assert register(both)[1].startswith("Node selector value not valid")
-    assert register(build({"nodeSelector": {"example.com/disk": ""}}))[0] == reasons.SUCCEEDED
+    assert register(build({"nodeSelector": {"example.com/disk": ""}}))[0] == Reason.SUCCEEDED
 
 
 # --- #11 tolerations ---------------------------------------------------------------------------
@@ -717,9 +717,9 @@ def tolerate(**fields: Any) -> Build:
 
 
 def test_tolerations_valid() -> None:
-    assert register(tolerate())[0] == reasons.SUCCEEDED
+    assert register(tolerate())[0] == Reason.SUCCEEDED
     assert register(tolerate(operator="Equal", value="v", effect="NoSchedule"))[0] == (
-        reasons.SUCCEEDED
+        Reason.SUCCEEDED
     )
 
 
@@ -736,7 +736,7 @@ def test_tolerations_valid() -> None:
     ],
 )
 def test_toleration_messages(fields: dict[str, Any], message: str) -> None:
-    assert register(tolerate(**fields)) == (reasons.TOLERATION_NOT_VALID, message)
+    assert register(tolerate(**fields)) == (Reason.TOLERATION_NOT_VALID, message)
 
 
 def test_toleration_last_failure_wins() -> None:
@@ -748,18 +748,18 @@ def test_toleration_last_failure_wins() -> None:
 
 
 def test_scheduler_name() -> None:
-    assert register(build({"schedulerName": "my-scheduler"}))[0] == reasons.SUCCEEDED
+    assert register(build({"schedulerName": "my-scheduler"}))[0] == Reason.SUCCEEDED
     assert register(build({"schedulerName": "bad scheduler"})) == (
-        reasons.SCHEDULER_NAME_NOT_VALID,
+        Reason.SCHEDULER_NAME_NOT_VALID,
         "Scheduler name not valid: " + NAME_PART_REGEX_ERROR,
     )
-    assert register(build({"schedulerName": ""}))[0] == reasons.SCHEDULER_NAME_NOT_VALID
+    assert register(build({"schedulerName": ""}))[0] == Reason.SCHEDULER_NAME_NOT_VALID
 
 
 def test_runtime_class_name() -> None:
-    assert register(build({"runtimeClassName": "gvisor"}))[0] == reasons.SUCCEEDED
+    assert register(build({"runtimeClassName": "gvisor"}))[0] == Reason.SUCCEEDED
     assert register(build({"runtimeClassName": "GVisor"})) == (
-        reasons.RUNTIME_CLASS_NAME_NOT_VALID,
+        Reason.RUNTIME_CLASS_NAME_NOT_VALID,
         "RuntimeClassName not valid: " + SUBDOMAIN_REGEX_ERROR,
     )
 
@@ -781,17 +781,17 @@ def test_validators_run_in_order_and_stop_at_first_failure() -> None:
         everything_wrong, name="-bad-", annotations={"build.shipwright.io/verify.repository": "x"}
     )
     expected = [
-        reasons.REMOTE_REPOSITORY_UNREACHABLE,
-        reasons.SPEC_OUTPUT_SECRET_REF_NOT_FOUND,
-        reasons.BUILD_STRATEGY_NOT_FOUND,
-        reasons.OUTPUT_TIMESTAMP_NOT_VALID,
-        reasons.BUILD_NAME_INVALID,
-        reasons.SPEC_ENV_NAME_CAN_NOT_BE_BLANK,
-        reasons.TRIGGER_INVALID_TYPE,
-        reasons.NODE_SELECTOR_NOT_VALID,
-        reasons.TOLERATION_NOT_VALID,
-        reasons.SCHEDULER_NAME_NOT_VALID,
-        reasons.RUNTIME_CLASS_NAME_NOT_VALID,
+        Reason.REMOTE_REPOSITORY_UNREACHABLE,
+        Reason.SPEC_OUTPUT_SECRET_REF_NOT_FOUND,
+        Reason.BUILD_STRATEGY_NOT_FOUND,
+        Reason.OUTPUT_TIMESTAMP_NOT_VALID,
+        Reason.BUILD_NAME_INVALID,
+        Reason.SPEC_ENV_NAME_CAN_NOT_BE_BLANK,
+        Reason.TRIGGER_INVALID_TYPE,
+        Reason.NODE_SELECTOR_NOT_VALID,
+        Reason.TOLERATION_NOT_VALID,
+        Reason.SCHEDULER_NAME_NOT_VALID,
+        Reason.RUNTIME_CLASS_NAME_NOT_VALID,
     ]
     facts = BuildFacts()
     seen: list[str] = []
@@ -829,7 +829,7 @@ def test_validators_run_in_order_and_stop_at_first_failure() -> None:
     assert validate_build(b, facts) == REGISTERED
 
 
-# --- BuildRun request (§7.1 steps 1–2) ---------------------------------------------------------
+# --- BuildRun request: name, fields, env ---------------------------------------------------------
 
 
 def test_buildrun_request_valid_reference_and_embedded() -> None:
@@ -839,17 +839,17 @@ def test_buildrun_request_valid_reference_and_embedded() -> None:
 
 def test_buildrun_name_invalid() -> None:
     failure = validate_buildrun_request(buildrun({"build": {"name": "b"}}, name="x" * 64))
-    assert failure == Failure(reasons.BUILDRUN_NAME_INVALID, "must be no more than 63 bytes")
+    assert failure == Failure(Reason.BUILDRUN_NAME_INVALID, "must be no more than 63 bytes")
 
 
 def test_buildrun_name_checked_before_fields() -> None:
     failure = validate_buildrun_request(buildrun({"build": {}}, name="bad name"))
-    assert failure == Failure(reasons.BUILDRUN_NAME_INVALID, LABEL_VALUE_REGEX_ERROR)
+    assert failure == Failure(Reason.BUILDRUN_NAME_INVALID, LABEL_VALUE_REGEX_ERROR)
 
 
 def test_buildrun_no_ref_or_spec() -> None:
     assert validate_buildrun_request(buildrun({"build": {}})) == Failure(
-        reasons.BUILDRUN_NO_REF_OR_SPEC,
+        Reason.BUILDRUN_NO_REF_OR_SPEC,
         "no build referenced or specified, either 'buildRef' or 'buildSpec' has to be set",
     )
 
@@ -857,14 +857,14 @@ def test_buildrun_no_ref_or_spec() -> None:
 def test_an_empty_build_name_references_nothing() -> None:
     # Found by the property test: the empty name passed as a reference and crashed start().
     failure = validate_buildrun_request(buildrun({"build": {"name": ""}}))
-    assert failure is not None and failure.reason == reasons.BUILDRUN_NO_REF_OR_SPEC
+    assert failure is not None and failure.reason == Reason.BUILDRUN_NO_REF_OR_SPEC
 
 
 def test_buildrun_ambiguous_build() -> None:
     assert validate_buildrun_request(
         buildrun({"build": {"name": "b", "spec": EMBEDDED}})
     ) == Failure(
-        reasons.BUILDRUN_AMBIGUOUS_BUILD,
+        Reason.BUILDRUN_AMBIGUOUS_BUILD,
         "fields 'buildRef' and 'buildSpec' are mutually exclusive",
     )
 
@@ -886,7 +886,7 @@ def test_buildrun_ambiguous_build() -> None:
 def test_buildrun_override_forbidden_with_embedded_spec(field: str, value: Any) -> None:
     failure = validate_buildrun_request(buildrun({"build": {"spec": EMBEDDED}, field: value}))
     assert failure == Failure(
-        reasons.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN,
+        Reason.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN,
         f"cannot use '{field}' override and 'buildSpec' simultaneously",
     )
     # The same override on a referenced Build is fine.
@@ -901,7 +901,7 @@ def test_buildrun_empty_lists_are_not_overrides() -> None:
 def test_buildrun_embedded_trigger_forbidden() -> None:
     embedded = {**EMBEDDED, "trigger": {"when": []}}
     assert validate_buildrun_request(buildrun({"build": {"spec": embedded}})) == Failure(
-        reasons.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN,
+        Reason.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN,
         "cannot use 'triggers' override in the 'BuildRun', only allowed in the 'Build'",
     )
 
@@ -918,7 +918,7 @@ def test_buildrun_forbidden_env() -> None:
         "env": [{"name": "OK", "value": "1"}, {"name": "LD_AUDIT", "value": "x"}],
     }
     assert validate_buildrun_request(buildrun(fields)) == Failure(
-        reasons.SPEC_ENV_NAME_FORBIDDEN,
+        Reason.SPEC_ENV_NAME_FORBIDDEN,
         'environment variable "LD_AUDIT" is forbidden for security reasons',
     )
     assert validate_buildrun_request(buildrun(fields), forbidden_env=("OTHER",)) is None
@@ -929,10 +929,10 @@ def test_buildrun_field_rules_before_forbidden_env() -> None:
     fields = {"build": {"spec": EMBEDDED}, "env": [{"name": "LD_AUDIT", "value": "x"}]}
     failure = validate_buildrun_request(buildrun(fields))
     assert failure is not None
-    assert failure.reason == reasons.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN
+    assert failure.reason == Reason.BUILDRUN_BUILD_FIELD_OVERRIDE_FORBIDDEN
 
 
-# --- embedded build spec (§7.1 step 4) ------------------------------------------------------------
+# --- embedded build spec ------------------------------------------------------------
 
 
 def embedded(**fields: Any) -> BuildSpec:
@@ -945,14 +945,14 @@ def test_embedded_valid() -> None:
 
 def test_embedded_strategy_missing() -> None:
     assert validate_embedded_build(embedded(), BuildFacts(), namespace="team") == Failure(
-        reasons.BUILD_REGISTRATION_FAILED, "buildStrategy kaniko does not exist in namespace team"
+        Reason.BUILD_REGISTRATION_FAILED, "buildStrategy kaniko does not exist in namespace team"
     )
 
 
 def test_embedded_secret_missing() -> None:
     spec_ = embedded(output={"image": "r/i", "pushSecret": "push"})
     assert validate_embedded_build(spec_, GOOD_FACTS, namespace="ns") == Failure(
-        reasons.BUILD_REGISTRATION_FAILED, "referenced secret push not found"
+        Reason.BUILD_REGISTRATION_FAILED, "referenced secret push not found"
     )
 
 
@@ -975,14 +975,14 @@ def test_embedded_env_failure_reported_not_retried(env: list[dict[str, Any]]) ->
     spec_ = embedded(env=env, nodeSelector={"bad key": "v"})
     failure = validate_embedded_build(spec_, GOOD_FACTS, namespace="ns")
     assert failure is not None
-    assert failure.reason == reasons.BUILD_REGISTRATION_FAILED
+    assert failure.reason == Reason.BUILD_REGISTRATION_FAILED
     assert "environment variable" in failure.message or "valueFrom" in failure.message
 
 
 def test_embedded_source_mismatch_reported() -> None:
     spec_ = embedded(source={"type": "Local", "git": {"url": "https://x/y"}})
     assert validate_embedded_build(spec_, GOOD_FACTS, namespace="ns") == Failure(
-        reasons.BUILD_REGISTRATION_FAILED, "type does not match the source"
+        Reason.BUILD_REGISTRATION_FAILED, "type does not match the source"
     )
 
 
@@ -1005,11 +1005,11 @@ def test_embedded_skips_output_triggers_runtime_class() -> None:
 def test_embedded_scheduling_checks(fields: dict[str, Any], prefix: str) -> None:
     failure = validate_embedded_build(embedded(**fields), GOOD_FACTS, namespace="ns")
     assert failure is not None
-    assert failure.reason == reasons.BUILD_REGISTRATION_FAILED
+    assert failure.reason == Reason.BUILD_REGISTRATION_FAILED
     assert failure.message.startswith(prefix)
 
 
-# --- BuildRun overrides and merged parameters (§7.1 steps 10–11) ----------------------------------
+# --- BuildRun overrides and merged parameters ----------------------------------
 
 
 def run_spec(**fields: Any) -> BuildRunSpec:
@@ -1033,63 +1033,63 @@ def test_overrides_valid() -> None:
     [
         (
             {"volumes": [{"name": "x", "emptyDir": {}}]},
-            Failure(reasons.UNDEFINED_VOLUME, 'Volume "x" is not defined in the Strategy'),
+            Failure(Reason.UNDEFINED_VOLUME, 'Volume "x" is not defined in the Strategy'),
         ),
         (
             {"volumes": [{"name": "fixed", "emptyDir": {}}]},
             Failure(
-                reasons.VOLUME_NOT_OVERRIDABLE, 'Volume "fixed" is not overridable in the Strategy'
+                Reason.VOLUME_NOT_OVERRIDABLE, 'Volume "fixed" is not overridable in the Strategy'
             ),
         ),
         (
             {"stepResources": [{"name": "x", "resources": {}}]},
             Failure(
-                reasons.UNDEFINED_STEP_RESOURCE,
+                Reason.UNDEFINED_STEP_RESOURCE,
                 'stepResources references step "x" which does not exist in the build strategy',
             ),
         ),
         (
             {"nodeSelector": {"bad key": "v"}},
             Failure(
-                reasons.NODE_SELECTOR_NOT_VALID,
+                Reason.NODE_SELECTOR_NOT_VALID,
                 "Node selector key not valid: " + NAME_PART_REGEX_ERROR,
             ),
         ),
         (
             {"tolerations": [{"key": "bad key", "operator": "Exists"}]},
             Failure(
-                reasons.TOLERATION_NOT_VALID, "Toleration key not valid: " + NAME_PART_REGEX_ERROR
+                Reason.TOLERATION_NOT_VALID, "Toleration key not valid: " + NAME_PART_REGEX_ERROR
             ),
         ),
         (
             {"tolerations": [{"key": "k", "operator": "Equal", "value": "bad value"}]},
             Failure(
-                reasons.TOLERATION_NOT_VALID,
+                Reason.TOLERATION_NOT_VALID,
                 "Toleration value not valid: " + LABEL_VALUE_REGEX_ERROR,
             ),
         ),
         (
             {"tolerations": [{"key": "k", "operator": "Exists", "effect": "NoExecute"}]},
             Failure(
-                reasons.TOLERATION_NOT_VALID,
+                Reason.TOLERATION_NOT_VALID,
                 "Only the 'NoSchedule' toleration effect is supported.",
             ),
         ),
         (
             {"tolerations": [{"key": "k", "operator": "Exists", "tolerationSeconds": 5}]},
-            Failure(reasons.TOLERATION_NOT_VALID, "Specifying TolerationSeconds is not supported."),
+            Failure(Reason.TOLERATION_NOT_VALID, "Specifying TolerationSeconds is not supported."),
         ),
         (
             {"schedulerName": "bad name"},
             Failure(
-                reasons.SCHEDULER_NAME_NOT_VALID,
+                Reason.SCHEDULER_NAME_NOT_VALID,
                 "Scheduler name not valid: " + NAME_PART_REGEX_ERROR,
             ),
         ),
         (
             {"runtimeClassName": "Bad"},
             Failure(
-                reasons.RUNTIME_CLASS_NAME_NOT_VALID,
+                Reason.RUNTIME_CLASS_NAME_NOT_VALID,
                 "RuntimeClassName not valid: " + SUBDOMAIN_REGEX_ERROR,
             ),
         ),
@@ -1105,7 +1105,7 @@ def test_override_first_failure_wins() -> None:
         "runtimeClassName": "Bad",
     }
     failure = validate_buildrun_overrides(run_spec(**fields), STRATEGY)
-    assert failure is not None and failure.reason == reasons.UNDEFINED_VOLUME
+    assert failure is not None and failure.reason == Reason.UNDEFINED_VOLUME
     # Within a toleration the key check comes first, and it is the one reported.
     tol = run_spec(tolerations=[{"key": "bad key", "operator": "In", "tolerationSeconds": 1}])
     failure = validate_buildrun_overrides(tol, STRATEGY)
@@ -1127,7 +1127,7 @@ def test_merged_parameters_flag_missing_values() -> None:
     )
     build_spec = spec(paramValues=[{"name": "a", "value": "1"}])
     assert merged_parameter_failure(strategy, build_spec, run_spec()) == Failure(
-        reasons.MISSING_PARAMETER_VALUES,
+        Reason.MISSING_PARAMETER_VALUES,
         "The following parameters are required but no value has been provided: b",
     )
     given = run_spec(paramValues=[{"name": "b", "value": "2"}])
@@ -1146,10 +1146,10 @@ def test_buildrun_platforms_merge() -> None:
     assert validate_buildrun_platforms(build_spec, run_spec()) is None
     conflict = run_spec(nodeSelector={"kubernetes.io/arch": "amd64"})
     failure = validate_buildrun_platforms(build_spec, conflict)
-    assert failure is not None and failure.reason == reasons.NODE_SELECTOR_PLATFORM_CONFLICT
+    assert failure is not None and failure.reason == Reason.NODE_SELECTOR_PLATFORM_CONFLICT
     override = run_spec(output={"image": "r/i", "platforms": [{"os": "Linux", "arch": "amd64"}]})
     failure = validate_buildrun_platforms(build_spec, override)
-    assert failure is not None and failure.reason == reasons.INVALID_PLATFORM
+    assert failure is not None and failure.reason == Reason.INVALID_PLATFORM
     assert (
         validate_buildrun_platforms(spec(nodeSelector={"kubernetes.io/os": "x"}), run_spec())
         is None

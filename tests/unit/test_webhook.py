@@ -16,14 +16,10 @@ import pytest
 from cryptography import x509
 
 from buildwright.api.conversion import V1ALPHA1, V1BETA1
-from buildwright.webhook import (
-    ca_bundle_patch,
-    certificate_not_after,
-    generate_self_signed,
-    handle_review,
-    reload_certificate,
-    serve,
-)
+from buildwright.webhook.certificates import certificate_not_after, generate_self_signed
+from buildwright.webhook.config import ca_bundle_patch
+from buildwright.webhook.review import handle_review
+from buildwright.webhook.server import reload_certificate, serve
 
 BOOK_BUILD: dict[str, Any] = {
     "apiVersion": V1ALPHA1,

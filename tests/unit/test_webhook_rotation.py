@@ -8,19 +8,19 @@ from typing import Any
 
 import pytest
 
-from buildwright.handlers.conversion import (
+from buildwright.webhook.certificates import (
     MAX_CHECK_INTERVAL,
     MIN_CHECK_INTERVAL,
     Certificate,
-    WebhookConfig,
     certificate_from_secret,
     generate_certificate,
     merged_ca_bundle,
-    patch_would_change,
     renewal_time,
     rotation_due,
     seconds_until_check,
 )
+from buildwright.webhook.config import WebhookConfig
+from buildwright.webhook.crds import patch_would_change
 
 UTC = datetime.UTC
 START = datetime.datetime(2025, 1, 1, tzinfo=UTC)

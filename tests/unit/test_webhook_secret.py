@@ -12,12 +12,10 @@ import copy
 from typing import Any
 
 from buildwright import kube
-from buildwright.handlers.conversion import (
-    WebhookConfig,
-    WebhookServer,
-    generate_certificate,
-    trusted_patch,
-)
+from buildwright.webhook.certificates import generate_certificate
+from buildwright.webhook.config import WebhookConfig
+from buildwright.webhook.crds import trusted_patch
+from buildwright.webhook.serving import WebhookServer
 
 
 class SecretStore:

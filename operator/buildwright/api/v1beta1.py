@@ -5,6 +5,9 @@ Field names, optionality and enums follow the Shipwright API reference
 whose allowed values Shipwright checks in its controllers with a named reason (strategy kind,
 trigger type, toleration operator, output timestamp) are plain strings here so that the
 operator can report that reason instead of the apiserver rejecting the object.
+
+Over 500 lines because it is the whole v1beta1 schema: one model per API type, each field
+described for `kubectl explain`; the CRDs are generated from it.
 """
 
 from __future__ import annotations

@@ -26,8 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from buildwright.core.durations import parse_duration_nanos
-from buildwright.core.status import parse_time
+from buildwright.core.formats import parse_duration_nanos, parse_time
 
 DEFAULT_LEASE_DURATION = timedelta(seconds=15)
 DEFAULT_RENEW_DEADLINE = timedelta(seconds=10)

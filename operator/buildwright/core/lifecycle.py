@@ -1,6 +1,6 @@
-"""Decisions about a BuildRun's life that do not come from the Pod's own state (spec §7.4,
-§7.5, §7.10): the run's deadline, cancellation, a vanished Pod, and failures the controller
-decides itself before or instead of running a Pod.
+"""Decisions about a BuildRun's life that do not come from the Pod's own state
+(docs/buildrun-lifecycle.md): the run's deadline, cancellation, a vanished Pod, and failures
+the controller decides itself before or instead of running a Pod.
 
 Every function returns a :class:`~buildwright.core.status.StatusUpdate`, so the shell writes
 all outcomes the same way (`status_patch`, then a merge patch of `status`).
@@ -9,56 +9,32 @@ all outcomes the same way (`status_patch`, then a merge patch of `status`).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from buildwright.api.v1beta1 import BuildRun
-from buildwright.core import reasons
-from buildwright.core.reasons import Failure
+from buildwright.core.formats import as_utc, parse_time, rfc3339
+from buildwright.core.reasons import Failure, Reason
 from buildwright.core.resolve import buildrun_timeout_seconds as declared_timeout_seconds
 from buildwright.core.status import (
     MSG_CANCELED_BEFORE_START,
     StatusUpdate,
-    as_utc,
     elapsed_seconds,
+    is_canceled,
     make_condition,
-    missing_pod_update,
-    parse_time,
-    rfc3339,
-    status_from_pod,
     timeout_message,
 )
 
 
-def pod_missing_status(buildrun: BuildRun, pod_name: str, now: datetime) -> StatusUpdate:
-    """The build Pod was deleted before the run completed: False/`TaskRunIsMissing`
-    (`taskRun <pod> doesn't exist`), or the cancellation when the run was canceled."""
-    return missing_pod_update(buildrun, pod_name, now)
-
-
-def canceled_status(
-    buildrun: BuildRun, pod: dict[str, Any] | None, now: datetime
-) -> StatusUpdate:
-    """The status of a BuildRun with `spec.state: BuildRunCanceled`.
-
-    No Pod yet: False `the BuildRun is marked canceled.`. A Pod still pending or running:
-    False `The BuildRun and underlying TaskRun were canceled successfully.` with `stop_pod`
-    (the shell deletes it). A Pod that finished on its own keeps its outcome; a success says
-    the cancel request came too late.
-    """
-    if pod is None:
-        return StatusUpdate(
-            condition=make_condition(
-                buildrun, "False", reasons.BUILDRUN_CANCELED, MSG_CANCELED_BEFORE_START, now
-            ),
-            completion_time=rfc3339(now),
-        )
-    return status_from_pod(buildrun, pod, now)
+def canceled_before_start(buildrun: BuildRun) -> Failure | None:
+    """`spec.state: BuildRunCanceled` on a run that has no Pod yet ends it at once."""
+    if not is_canceled(buildrun):
+        return None
+    return Failure(Reason.BUILDRUN_CANCELED, MSG_CANCELED_BEFORE_START)
 
 
 def timeout_deadline(
     buildrun: BuildRun, effective_timeout_seconds: float | None = None
 ) -> datetime | None:
-    """When the run must be over: creationTimestamp + the effective timeout (§7.4).
+    """When the run must be over: creationTimestamp + the effective timeout.
 
     Measured from the BuildRun's creation, not the Pod's start, so a Pod that never gets
     scheduled still times out (its activeDeadlineSeconds only counts from its start).
@@ -97,7 +73,7 @@ def timeout_status(
         seconds = float(int(elapsed_seconds(buildrun, now) or 0))
     return StatusUpdate(
         condition=make_condition(
-            buildrun, "False", reasons.BUILDRUN_TIMEOUT, timeout_message(buildrun, seconds), now
+            buildrun, "False", Reason.BUILDRUN_TIMEOUT, timeout_message(buildrun, seconds), now
         ),
         completion_time=rfc3339(now),
         stop_pod=True,
@@ -130,7 +106,7 @@ def pod_rejection(pod_name: str, status: int, message: str) -> Failure | None:
     if quota_exceeded(status, message):
         return None
     return Failure(
-        reasons.POD_CREATION_FAILED,
+        Reason.POD_CREATION_FAILED,
         f'failed to create the build Pod "{pod_name}": {message}'
         " (change the field of the Build, BuildRun or strategy it names)",
     )

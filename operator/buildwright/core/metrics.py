@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from buildwright.core.status import parse_time
+from buildwright.core.formats import parse_time
 
 BUILDS_REGISTERED = "build_builds_registered_total"
 BUILDRUNS_COMPLETED = "build_buildruns_completed_total"

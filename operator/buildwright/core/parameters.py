@@ -1,4 +1,4 @@
-"""Validation of paramValues against the parameters a strategy declares (spec §2.8).
+"""Validation of paramValues against the parameters a strategy declares.
 
 The same checks guard Build registration (without the missing-value check: a BuildRun may
 still provide the value) and BuildRun preflight (on Build ∪ BuildRun values, missing values
@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from buildwright.api.v1beta1 import Parameter, ParamValue, SingleValue
-from buildwright.core import reasons
-from buildwright.core.reasons import Failure
+from buildwright.core.reasons import Failure, Reason
 
 #: Names users may not set: they were system parameters of the v1alpha1 era.
 RESERVED_PARAMETER_NAMES = frozenset({"BUILDER_IMAGE", "DOCKERFILE", "CONTEXT_DIR"})
@@ -104,7 +103,7 @@ def validate_parameters(
     *,
     check_missing: bool,
 ) -> Failure | None:
-    """The first §2.8 check that fails, or None when the values fit the strategy.
+    """The first check that fails, or None when the values fit the strategy.
 
     `check_missing=False` is the Build-level variant (MissingParameterValues not flagged).
     """
@@ -120,12 +119,12 @@ def validate_parameters(
             undefined.add(given.name)
     if restricted:
         return Failure(
-            reasons.RESTRICTED_PARAMETERS_IN_USE,
+            Reason.RESTRICTED_PARAMETERS_IN_USE,
             "The following parameters are restricted and cannot be set: " + restricted.joined(),
         )
     if undefined:
         return Failure(
-            reasons.UNDEFINED_PARAMETER,
+            Reason.UNDEFINED_PARAMETER,
             "The following parameters are not defined in the build strategy: " + undefined.joined(),
         )
 
@@ -165,35 +164,35 @@ def validate_parameters(
     checks: list[tuple[_NameList, str, str]] = [
         (
             wrong_type,
-            reasons.WRONG_PARAMETER_VALUE_TYPE,
+            Reason.WRONG_PARAMETER_VALUE_TYPE,
             "The values for the following parameters are using the wrong type: ",
         ),
         (
             missing if check_missing else _NameList(),
-            reasons.MISSING_PARAMETER_VALUES,
+            Reason.MISSING_PARAMETER_VALUES,
             "The following parameters are required but no value has been provided: ",
         ),
         (
             inconsistent,
-            reasons.INCONSISTENT_PARAMETER_VALUES,
+            Reason.INCONSISTENT_PARAMETER_VALUES,
             "The following parameters have more than one of 'configMapValue', 'secretValue',"
             " and 'value' set: ",
         ),
         (
             empty_items,
-            reasons.EMPTY_ARRAY_ITEM_PARAMETER_VALUES,
+            Reason.EMPTY_ARRAY_ITEM_PARAMETER_VALUES,
             "The values for the following array parameters are containing at least one item"
             " where none of 'configMapValue', 'secretValue', and 'value' are set: ",
         ),
         (
             incomplete_cm,
-            reasons.INCOMPLETE_CONFIGMAP_VALUE_PARAMETER_VALUES,
+            Reason.INCOMPLETE_CONFIGMAP_VALUE_PARAMETER_VALUES,
             "The values for the following parameters are containing a 'configMapValue' with"
             " an empty 'name' or 'key': ",
         ),
         (
             incomplete_secret,
-            reasons.INCOMPLETE_SECRET_VALUE_PARAMETER_VALUES,
+            Reason.INCOMPLETE_SECRET_VALUE_PARAMETER_VALUES,
             "The values for the following parameters are containing a 'secretValue' with"
             " an empty 'name' or 'key': ",
         ),

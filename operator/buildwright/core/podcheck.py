@@ -15,10 +15,9 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from buildwright.core import reasons
+from buildwright.core.formats import go_quote
 from buildwright.core.labels import qualified_name_errors
-from buildwright.core.quoting import go_quote
-from buildwright.core.reasons import Failure
+from buildwright.core.reasons import Failure, Reason
 from buildwright.core.resolve import MAX_ACTIVE_DEADLINE_SECONDS
 
 STEP_PREFIX = "step-"
@@ -41,7 +40,7 @@ _GENERATION = "the build Pod would be invalid: "
 
 
 def _failure(message: str) -> Failure:
-    return Failure(reasons.TASKRUN_GENERATION_FAILED, _GENERATION + message)
+    return Failure(Reason.TASKRUN_GENERATION_FAILED, _GENERATION + message)
 
 
 def container_name_errors(name: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Decisions a BuildRun needs before its Pod can be rendered (spec §7.1 steps 3–9, §7.9):
+"""Decisions a BuildRun needs before its Pod can be rendered (docs/buildrun-lifecycle.md):
 is its Build usable, is its strategy usable, which labels and owner it carries.
 
 The shell reads the objects; these functions say what they mean, with the exact reasons and
@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from buildwright.api.v1beta1 import Build
-from buildwright.core import reasons
-from buildwright.core.reasons import Failure
+from buildwright.core.reasons import Failure, Reason
 
 GROUP_VERSION = "shipwright.io/v1beta1"
 BUILD_STRATEGY = "BuildStrategy"
@@ -26,14 +25,14 @@ WAIT: Literal["wait"] = "wait"
 def referenced_build_outcome(build_name: str, build: Build | None) -> Failure | str | None:
     """None when the referenced Build can be run, WAIT, or the Failure that ends the run."""
     if build is None:
-        return Failure(reasons.BUILD_NOT_FOUND, f'build.shipwright.io "{build_name}" not found')
+        return Failure(Reason.BUILD_NOT_FOUND, f'build.shipwright.io "{build_name}" not found')
     registered = (build.status.registered if build.status else None) or ""
     if not registered:
         return WAIT
     if registered != "True":
         reason = build.status.reason if build.status else None
         return Failure(
-            reasons.BUILD_REGISTRATION_FAILED,
+            Reason.BUILD_REGISTRATION_FAILED,
             f"the Build is not registered correctly, build: {build_name}, "
             f"registered status: {registered}, reason: {reason}",
         )
@@ -48,26 +47,26 @@ def strategy_kind(kind: str | None) -> str:
 def unknown_strategy_kind(kind: str) -> Failure | None:
     if kind in (BUILD_STRATEGY, CLUSTER_BUILD_STRATEGY):
         return None
-    return Failure(reasons.UNKNOWN_STRATEGY_KIND, f"unknown strategy {kind}")
+    return Failure(Reason.UNKNOWN_STRATEGY_KIND, f"unknown strategy {kind}")
 
 
 def strategy_not_found(kind: str, name: str) -> Failure:
     """The BuildRun's failure when its strategy is missing: the API's own not-found text.
     An empty name is no name (it is never looked up: the API would answer with a list)."""
     reason = (
-        reasons.CLUSTER_BUILD_STRATEGY_NOT_FOUND
+        Reason.CLUSTER_BUILD_STRATEGY_NOT_FOUND
         if kind == CLUSTER_BUILD_STRATEGY
-        else reasons.BUILD_STRATEGY_NOT_FOUND
+        else Reason.BUILD_STRATEGY_NOT_FOUND
     )
     if not name:
         return Failure(reason, f"spec.strategy.name is empty: name the {kind} to build with")
     if kind == CLUSTER_BUILD_STRATEGY:
         return Failure(
-            reasons.CLUSTER_BUILD_STRATEGY_NOT_FOUND,
+            Reason.CLUSTER_BUILD_STRATEGY_NOT_FOUND,
             f'clusterbuildstrategies.shipwright.io "{name}" not found',
         )
     return Failure(
-        reasons.BUILD_STRATEGY_NOT_FOUND, f'buildstrategies.shipwright.io "{name}" not found'
+        Reason.BUILD_STRATEGY_NOT_FOUND, f'buildstrategies.shipwright.io "{name}" not found'
     )
 
 

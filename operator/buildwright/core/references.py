@@ -22,9 +22,8 @@ from typing import Any
 
 from buildwright.api.base import EnvVar, Volume
 from buildwright.api.v1beta1 import BuildRunSpec, BuildSpec, ParamValue
-from buildwright.core import reasons
 from buildwright.core.labels import dns1123_subdomain_errors
-from buildwright.core.reasons import Failure
+from buildwright.core.reasons import Failure, Reason
 
 
 def object_name_errors(name: str) -> list[str]:
@@ -99,7 +98,7 @@ def invalid_pod_reference(references: Iterable[tuple[str, Any]]) -> Failure | No
         errors = object_name_errors(name) if isinstance(name, str) else ["must be a string"]
         if errors:
             return Failure(
-                reasons.REFERENCE_NAME_INVALID,
+                Reason.REFERENCE_NAME_INVALID,
                 f"{field}: invalid name {_quoted(name)}: {', '.join(errors)}",
             )
     return None

@@ -35,7 +35,8 @@ from buildwright.api.v1beta1 import (
     StepResourceOverride,
 )
 from buildwright.core import reasons
-from buildwright.core.durations import parse_duration
+from buildwright.core.formats import parse_duration
+from buildwright.core.reasons import Reason
 
 SOURCE_ROOT = "/workspace/source"
 OUTPUT_DIRECTORY = "/workspace/output-image"
@@ -82,7 +83,7 @@ def _merge_maps(
 
 
 def effective_output(build_output: Image, buildrun_output: Image | None) -> Image:
-    """The Build's output with the BuildRun's output applied field by field (spec §7.3)."""
+    """The Build's output with the BuildRun's output applied field by field."""
     if buildrun_output is None:
         return build_output.model_copy(deep=True)
     chosen = Image(
@@ -212,7 +213,7 @@ def source_context(spec: BuildSpec) -> str:
 
 
 def system_parameters(spec: BuildSpec) -> dict[str, str]:
-    """Values of the `shp-*` parameters for an effective Build spec (spec §5)."""
+    """Values of the `shp-*` parameters for an effective Build spec (docs/build-pod.md)."""
     return {
         PARAM_SOURCE_ROOT: SOURCE_ROOT,
         PARAM_SOURCE_CONTEXT: source_context(spec),
@@ -345,7 +346,7 @@ def _resolve_single(
 
 def _no_value(name: str) -> reasons.Failure:
     return reasons.Failure(
-        reasons.TASKRUN_GENERATION_FAILED,
+        Reason.TASKRUN_GENERATION_FAILED,
         f"{PARAMETERS_PHASE}unexpected parameter without any value: {name}",
     )
 
@@ -359,7 +360,7 @@ def resolve_parameters(
 
     Strategy parameters take the paramValue of the same name, else their default(s); a
     paramValue without any value also falls back to the default. System parameters are
-    added as literals. Values are assumed validated (spec §2.8); a parameter left without
+    added as literals. Values are assumed validated; a parameter left without
     any value still yields a clean TaskRunGenerationFailed instead of a broken Pod.
     """
     given = {value.name: value for value in param_values or ()}

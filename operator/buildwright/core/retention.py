@@ -1,4 +1,4 @@
-"""Which completed BuildRuns to delete, and when (spec §7.9).
+"""Which completed BuildRuns to delete, and when (docs/buildrun-lifecycle.md, "After the end").
 
 Two independent rules: a run's own TTL after it completed (`ttlAfterSucceeded` /
 `ttlAfterFailed`), and per-Build limits on how many succeeded and failed runs to keep.
@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from buildwright.api.v1beta1 import BuildRun
-from buildwright.core.durations import parse_duration
-from buildwright.core.status import current_condition, parse_time
+from buildwright.core.formats import parse_duration, parse_time
+from buildwright.core.status import current_condition
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""From the build Pod to the BuildRun's status (spec §3.3–§3.5, §5, §7.2).
+"""From the build Pod to the BuildRun's status (docs/buildrun-lifecycle.md, "While the Pod runs").
 
 Shipwright reads a Tekton TaskRun, which Tekton derived from a Pod. We have no TaskRun, so
 this module applies both translations at once: Tekton's Pod → condition rules (`Pending`,
@@ -27,37 +27,45 @@ merge patch for `status`, or None when there is nothing to write.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 from buildwright.api.base import Condition
 from buildwright.api.v1beta1 import (
     BuildRun,
     Executor,
     FailureDetails,
-    GitSourceResult,
     Location,
-    OCIArtifactSourceResult,
     OutputResult,
     SourceResult,
-    Vulnerability,
 )
-from buildwright.core import reasons
-from buildwright.core.durations import format_go_duration
-from buildwright.core.quoting import go_quote
+from buildwright.core.contract import (
+    IMAGE_PROCESSING_CONTAINER,
+    VULNERABILITIES_EXIT_CODE,
+)
+from buildwright.core.formats import as_utc, format_go_duration, parse_time, rfc3339
+from buildwright.core.podview import (
+    PodStep,
+    config_error,
+    error_details,
+    exceeds_node_resources,
+    finished_at,
+    image_pull_error,
+    logs_hint,
+    output_result,
+    pod_steps,
+    source_result,
+    step_results,
+    waiting_message,
+)
+from buildwright.core.reasons import Reason
 from buildwright.core.resolve import buildrun_timeout_seconds
-from buildwright.steps.resultfiles import parse_termination_message
 
 SUCCEEDED_CONDITION = "Succeeded"
 EXECUTOR_KIND = "Pod"
 CANCELED_STATE = "BuildRunCanceled"
-
-IMAGE_PROCESSING_CONTAINER = "step-image-processing"
-# image-processing exits with this code when failOnFinding found vulnerabilities (spec §3.4).
-VULNERABILITIES_EXIT_CODE = 22
 
 MSG_RUNNING = "Not all Steps in the Task have finished executing"
 MSG_SUCCEEDED = "All Steps have completed executing"
@@ -69,24 +77,7 @@ MSG_COMPLETED_BEFORE_CANCEL = (
     "The TaskRun completed before the request to cancel the TaskRun could be processed."
 )
 
-_IMAGE_PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
-_CONFIG_ERROR = "CreateContainerConfigError"
-_RECOVERABLE_CONFIG_ERROR = "failed to create subPath directory"
 
-_RESULT_DIGEST = "shp-image-digest"
-_RESULT_SIZE = "shp-image-size"
-_RESULT_VULNERABILITIES = "shp-image-vulnerabilities"
-_RESULT_ERROR_REASON = "shp-error-reason"
-_RESULT_ERROR_MESSAGE = "shp-error-message"
-_ERROR_RESULTS = frozenset({_RESULT_ERROR_REASON, _RESULT_ERROR_MESSAGE})
-_RESULT_COMMIT_SHA = "shp-source-default-commit-sha"
-_RESULT_COMMIT_AUTHOR = "shp-source-default-commit-author"
-_RESULT_BRANCH_NAME = "shp-source-default-branch-name"
-_RESULT_SOURCE_DIGEST = "shp-source-default-image-digest"
-_RESULT_SOURCE_TIMESTAMP = "shp-source-default-source-timestamp"
-
-Severity = Literal["critical", "high", "medium", "low", "unknown"]
-_SEVERITIES: dict[str, Severity] = {"L": "low", "M": "medium", "H": "high", "C": "critical"}
 
 
 @dataclass(frozen=True)
@@ -110,30 +101,6 @@ class StatusUpdate:
     @property
     def terminal(self) -> bool:
         return self.completion_time is not None
-
-
-# --- small helpers shared with lifecycle.py ---------------------------------------------------
-
-
-def rfc3339(moment: datetime) -> str:
-    """A Kubernetes timestamp (`metav1.Time`: UTC, whole seconds). Naive times are UTC."""
-    return as_utc(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def as_utc(moment: datetime) -> datetime:
-    """An aware datetime; naive ones are taken as UTC (the core never reads the clock)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """A Kubernetes timestamp as an aware datetime; None when absent or unreadable."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return as_utc(moment)
 
 
 def make_condition(
@@ -178,258 +145,19 @@ def executor_fields(pod_name: str) -> dict[str, Any]:
 
 
 def missing_pod_update(buildrun: BuildRun, pod_name: str, now: datetime) -> StatusUpdate:
-    """The Pod disappeared before the run completed (spec §7.10: `TaskRunIsMissing`).
+    """The Pod disappeared before the run completed (`TaskRunIsMissing`).
 
     A canceled run whose Pod is gone was stopped by us; should the status write after the
     Pod's deletion have been lost, the retry still reports the cancellation."""
     if is_canceled(buildrun):
-        reason, message = reasons.BUILDRUN_CANCELED, MSG_CANCELED
+        reason, message = Reason.BUILDRUN_CANCELED, MSG_CANCELED
     else:
-        reason, message = reasons.TASKRUN_IS_MISSING, f"taskRun {pod_name} doesn't exist"
+        reason, message = Reason.TASKRUN_IS_MISSING, f"taskRun {pod_name} doesn't exist"
     return StatusUpdate(
         condition=make_condition(buildrun, "False", reason, message, now),
         completion_time=rfc3339(now),
         **executor_fields(pod_name),
     )
-
-
-# --- reading the Pod ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Step:
-    """One container of the Pod with its status, in spec order."""
-
-    name: str
-    state: Mapping[str, Any]
-
-    @property
-    def waiting(self) -> Mapping[str, Any] | None:
-        return self.state.get("waiting")
-
-    @property
-    def running(self) -> Mapping[str, Any] | None:
-        return self.state.get("running")
-
-    @property
-    def terminated(self) -> Mapping[str, Any] | None:
-        return self.state.get("terminated")
-
-    @property
-    def exit_code(self) -> int | None:
-        terminated = self.terminated
-        if terminated is None:
-            return None
-        code = terminated.get("exitCode")
-        return code if isinstance(code, int) else None
-
-    @property
-    def failed(self) -> bool:
-        code = self.exit_code
-        return code is not None and code != 0
-
-    @property
-    def termination_message(self) -> str:
-        terminated = self.terminated or {}
-        message = terminated.get("message")
-        return message if isinstance(message, str) else ""
-
-    @property
-    def skipped(self) -> bool:
-        """The entrypoint skipped this step (a step before it failed): it never ran its
-        command, so it is never the failed step, even when its end is reported first."""
-        if not self.failed or "Skipped" not in self.termination_message:
-            return False
-        try:
-            entries = json.loads(self.termination_message)
-        except (ValueError, RecursionError):
-            return False
-        return isinstance(entries, list) and any(
-            isinstance(entry, dict)
-            and (entry.get("key"), entry.get("value")) == ("Reason", "Skipped")
-            for entry in entries
-        )
-
-
-def _ordered(specs: list[Any], statuses: list[Any]) -> Iterator[_Step]:
-    """Statuses in spec order; statuses of containers the spec does not name come last."""
-    by_name = {s.get("name"): s for s in statuses if isinstance(s, dict)}
-    seen: set[str] = set()
-    for spec in specs:
-        name = spec.get("name") if isinstance(spec, dict) else None
-        if not isinstance(name, str) or name in seen:
-            continue
-        seen.add(name)
-        found = by_name.get(name) or {}
-        yield _Step(name, found.get("state") or {})
-    for name, found in by_name.items():
-        if isinstance(name, str) and name not in seen:
-            yield _Step(name, found.get("state") or {})
-
-
-def _steps(pod: Mapping[str, Any]) -> list[_Step]:
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    return [
-        *_ordered(spec.get("initContainers") or [], status.get("initContainerStatuses") or []),
-        *_ordered(spec.get("containers") or [], status.get("containerStatuses") or []),
-    ]
-
-
-def _json_results(text: str) -> dict[str, str] | None:
-    """Results of a Tekton-style termination message; None when it is not such a list."""
-    try:
-        decoded = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(decoded, list):
-        return None
-    return parse_termination_message(text)
-
-
-def _results(steps: list[_Step]) -> dict[str, str]:
-    """All results reported through termination messages; later containers win, so
-    `step-results` (the last one) has the final word. A failed step's results count too
-    (image-processing reports the vulnerabilities it failed on), except its error details,
-    which belong to failureDetails."""
-    results: dict[str, str] = {}
-    for step in steps:
-        if step.terminated is None:
-            continue
-        parsed = _json_results(step.termination_message) or {}
-        results.update(
-            (key, value) for key, value in parsed.items() if key not in _ERROR_RESULTS
-        )
-    return results
-
-
-def _output(results: Mapping[str, str]) -> OutputResult | None:
-    digest = results.get(_RESULT_DIGEST) or None
-    size: int | None = None
-    try:
-        size = int(results.get(_RESULT_SIZE, "").strip())
-    except ValueError:
-        size = None
-    vulnerabilities = _vulnerabilities(results.get(_RESULT_VULNERABILITIES, ""))
-    if digest is None and size is None and not vulnerabilities:
-        return None
-    return OutputResult(digest=digest, size=size, vulnerabilities=vulnerabilities or None)
-
-
-def _vulnerabilities(text: str) -> list[Vulnerability]:
-    found: list[Vulnerability] = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        ident, _, letter = item.rpartition(":") if ":" in item else (item, "", "")
-        severity: Severity = _SEVERITIES.get(letter.strip()[:1].upper(), "unknown")
-        found.append(Vulnerability(id=ident.strip(), severity=severity))
-    return found
-
-
-def _source(results: Mapping[str, str]) -> SourceResult | None:
-    git = GitSourceResult(
-        commit_sha=results.get(_RESULT_COMMIT_SHA) or None,
-        commit_author=results.get(_RESULT_COMMIT_AUTHOR) or None,
-        branch_name=results.get(_RESULT_BRANCH_NAME) or None,
-    )
-    has_git = any((git.commit_sha, git.commit_author, git.branch_name))
-    digest = results.get(_RESULT_SOURCE_DIGEST) or None
-    timestamp = _epoch_to_rfc3339(results.get(_RESULT_SOURCE_TIMESTAMP, ""))
-    if not has_git and digest is None and timestamp is None:
-        return None
-    return SourceResult(
-        git=git if has_git else None,
-        oci_artifact=OCIArtifactSourceResult(digest=digest) if digest else None,
-        timestamp=timestamp,
-    )
-
-
-def _epoch_to_rfc3339(text: str) -> str | None:
-    try:
-        seconds = float(text.strip())
-        return rfc3339(datetime.fromtimestamp(int(seconds), tz=UTC))
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def _error_details(steps: list[_Step]) -> tuple[str | None, str | None]:
-    """shp-error-reason/-message of the failed steps, in step order, the last value winning.
-
-    A failing step's termination message is either our JSON results (the git step) or plain
-    text: a strategy step's own shp-error-message file, or its log tail (FallbackToLogsOnError).
-    """
-    reason: str | None = None
-    message: str | None = None
-    for step in steps:
-        if not step.failed:
-            continue
-        text = step.termination_message
-        parsed = _json_results(text)
-        if parsed is None:
-            if text.strip():
-                message = text.strip()
-            continue
-        reason = parsed.get(_RESULT_ERROR_REASON) or reason
-        message = parsed.get(_RESULT_ERROR_MESSAGE) or message
-    return reason, message
-
-
-def _waiting_message(pod: Mapping[str, Any], steps: list[_Step]) -> str:
-    """Tekton's getWaitingMessage: first match wins (spec §3.4)."""
-    for step in steps:
-        waiting = step.waiting
-        if waiting and waiting.get("message"):
-            return (
-                f"build step {go_quote(step.name)} is pending with reason "
-                f"{go_quote(str(waiting['message']))}"
-            )
-    status = pod.get("status") or {}
-    for condition in status.get("conditions") or []:
-        if condition.get("status") != "True":
-            return (
-                f"pod status {go_quote(str(condition.get('type', '')))}:"
-                f"{go_quote(str(condition.get('status', '')))}; message: "
-                f"{go_quote(str(condition.get('message', '')))}"
-            )
-    if status.get("message"):
-        return str(status["message"])
-    return reasons.PENDING
-
-
-def _exceeds_node_resources(pod: Mapping[str, Any]) -> bool:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("reason") == "Unschedulable" and "Insufficient" in str(
-            condition.get("message", "")
-        ):
-            return True
-    return False
-
-
-def _config_error(steps: list[_Step]) -> bool:
-    for step in steps:
-        waiting = step.waiting
-        if waiting and waiting.get("reason") == _CONFIG_ERROR:
-            return _RECOVERABLE_CONFIG_ERROR not in str(waiting.get("message", ""))
-    return False
-
-
-def _image_pull_error(steps: list[_Step]) -> bool:
-    return any(step.waiting and step.waiting.get("reason") in _IMAGE_PULL_ERRORS for step in steps)
-
-
-def _finished_at(steps: list[_Step], now: datetime) -> str:
-    latest: datetime | None = None
-    for step in steps:
-        moment = parse_time((step.terminated or {}).get("finishedAt"))
-        if moment is not None and (latest is None or moment > latest):
-            latest = moment
-    return rfc3339(latest if latest is not None else now)
-
-
-def _logs_hint(namespace: str, pod_name: str, container: str) -> str:
-    return f"kubectl --namespace {namespace} logs {pod_name} --container={container}"
 
 
 # --- the decision ---------------------------------------------------------------------------
@@ -448,21 +176,21 @@ def status_from_pod(buildrun: BuildRun, pod: dict[str, Any] | None, now: datetim
         return missing_pod_update(buildrun, pod_name, now)
 
     pod_name = str((pod.get("metadata") or {}).get("name", ""))
-    steps = _steps(pod)
-    results = _results(steps)
+    steps = pod_steps(pod)
+    results = step_results(steps)
     outcome = _decide(buildrun, pod, steps, now)
     if not outcome.terminal:
         completion = None
     elif outcome.stop_pod:
         completion = rfc3339(now)
     else:
-        completion = _finished_at(steps, now)
+        completion = finished_at(steps, now)
     return StatusUpdate(
         condition=make_condition(buildrun, outcome.status, outcome.reason, outcome.message, now),
         start_time=(pod.get("status") or {}).get("startTime") or None,
         completion_time=completion,
-        output=_output(results),
-        source=_source(results),
+        output=output_result(results),
+        source=source_result(results),
         failure_details=outcome.details,
         executor=Executor(name=pod_name, kind=EXECUTOR_KIND),
         task_run_name=pod_name,
@@ -481,7 +209,7 @@ class _Outcome:
 
 
 def _decide(
-    buildrun: BuildRun, pod: Mapping[str, Any], steps: list[_Step], now: datetime
+    buildrun: BuildRun, pod: Mapping[str, Any], steps: list[PodStep], now: datetime
 ) -> _Outcome:
     metadata = pod.get("metadata") or {}
     pod_name = str(metadata.get("name", ""))
@@ -501,15 +229,15 @@ def _decide(
 
     if is_canceled(buildrun):
         if succeeded:
-            return _Outcome("True", reasons.SUCCEEDED, MSG_COMPLETED_BEFORE_CANCEL, terminal=True)
+            return _Outcome("True", Reason.SUCCEEDED, MSG_COMPLETED_BEFORE_CANCEL, terminal=True)
         if not failed or metadata.get("deletionTimestamp"):
             # Ours to stop; a Pod we are deleting reports its killed steps as failures.
             return _Outcome(
-                "False", reasons.BUILDRUN_CANCELED, MSG_CANCELED, terminal=True, stop_pod=True
+                "False", Reason.BUILDRUN_CANCELED, MSG_CANCELED, terminal=True, stop_pod=True
             )
 
     if succeeded:
-        return _Outcome("True", reasons.SUCCEEDED, MSG_SUCCEEDED, terminal=True)
+        return _Outcome("True", Reason.SUCCEEDED, MSG_SUCCEEDED, terminal=True)
     if failed:
         return _failure(buildrun, pod_name, namespace, status, steps, failed_step, now)
 
@@ -517,23 +245,23 @@ def _decide(
     elapsed = elapsed_seconds(buildrun, now)
     if timeout is not None and elapsed is not None and elapsed >= timeout:
         return _Outcome(
-            "False", reasons.BUILDRUN_TIMEOUT, timeout_message(buildrun, timeout),
+            "False", Reason.BUILDRUN_TIMEOUT, timeout_message(buildrun, timeout),
             terminal=True, stop_pod=True,
         )
 
-    if _exceeds_node_resources(pod):
-        return _Outcome("Unknown", reasons.EXCEEDED_NODE_RESOURCES, MSG_EXCEEDED_NODE_RESOURCES)
-    if _config_error(steps):
+    if exceeds_node_resources(pod):
+        return _Outcome("Unknown", Reason.EXCEEDED_NODE_RESOURCES, MSG_EXCEEDED_NODE_RESOURCES)
+    if config_error(steps):
         return _Outcome(
-            "False", reasons.CREATE_CONTAINER_CONFIG_ERROR, MSG_CONFIG_ERROR,
+            "False", Reason.CREATE_CONTAINER_CONFIG_ERROR, MSG_CONFIG_ERROR,
             terminal=True, stop_pod=True,
         )
-    if _image_pull_error(steps):
-        return _Outcome("Unknown", reasons.PULL_IMAGE_FAILED, _waiting_message(pod, steps))
+    if image_pull_error(steps):
+        return _Outcome("Unknown", Reason.PULL_IMAGE_FAILED, waiting_message(pod, steps))
     started = any(step.running is not None or step.terminated is not None for step in steps)
     if phase == "Running" or started:
-        return _Outcome("Unknown", reasons.RUNNING, MSG_RUNNING)
-    return _Outcome("Unknown", reasons.PENDING, _waiting_message(pod, steps))
+        return _Outcome("Unknown", Reason.RUNNING, MSG_RUNNING)
+    return _Outcome("Unknown", Reason.PENDING, waiting_message(pod, steps))
 
 
 def _failure(
@@ -541,11 +269,11 @@ def _failure(
     pod_name: str,
     namespace: str,
     status: Mapping[str, Any],
-    steps: list[_Step],
-    failed_step: _Step | None,
+    steps: list[PodStep],
+    failed_step: PodStep | None,
     now: datetime,
 ) -> _Outcome:
-    """Shipwright's rewrite of a failed executor (spec §3.4 table, §3.5)."""
+    """Shipwright's rewrite of a failed executor: reason, message and failureDetails."""
     location = Location(pod=pod_name, container=failed_step.name if failed_step else None)
     where_only = FailureDetails(location=location)
 
@@ -555,42 +283,42 @@ def _failure(
             # Whole seconds: the message shows how long the run had, not clock jitter.
             seconds = float(int(elapsed_seconds(buildrun, now, status.get("startTime")) or 0))
         return _Outcome(
-            "False", reasons.BUILDRUN_TIMEOUT, timeout_message(buildrun, seconds), terminal=True
+            "False", Reason.BUILDRUN_TIMEOUT, timeout_message(buildrun, seconds), terminal=True
         )
     if status.get("reason") == "Evicted":
         return _Outcome(
-            "False", reasons.POD_EVICTED, str(status.get("message", "")),
+            "False", Reason.POD_EVICTED, str(status.get("message", "")),
             terminal=True, details=where_only,
         )
     if failed_step is None:
         return _Outcome(
-            "False", reasons.FAILED,
+            "False", Reason.FAILED,
             f"buildrun failed due to an unexpected error in pod {pod_name}: for detailed "
             f"information: kubectl --namespace {namespace} logs {pod_name} --all-containers",
             terminal=True, details=where_only,
         )
 
     container = failed_step.name
-    hint = _logs_hint(namespace, pod_name, container)
+    hint = logs_hint(namespace, pod_name, container)
     if (failed_step.terminated or {}).get("reason") == "OOMKilled":
         return _Outcome(
-            "False", reasons.STEP_OUT_OF_MEMORY,
+            "False", Reason.STEP_OUT_OF_MEMORY,
             f"buildrun step {container} failed due to out-of-memory, for detailed information: "
             + hint,
             terminal=True, details=where_only,
         )
-    error_reason, error_message = _error_details(steps)
+    error_reason, error_message = error_details(steps)
     full = FailureDetails(reason=error_reason, message=error_message, location=location)
     vulnerable = failed_step.exit_code == VULNERABILITIES_EXIT_CODE
     if container == IMAGE_PROCESSING_CONTAINER and vulnerable:
         return _Outcome(
-            "False", reasons.VULNERABILITIES_FOUND,
+            "False", Reason.VULNERABILITIES_FOUND,
             "Vulnerabilities have been found in the image which can be seen in the buildrun "
             "status. For detailed information,see " + hint,
             terminal=True, details=full,
         )
     return _Outcome(
-        "False", reasons.FAILED,
+        "False", Reason.FAILED,
         f"buildrun step {container} failed, for detailed information: " + hint,
         terminal=True, details=full,
     )
@@ -609,7 +337,7 @@ def log_tail_wanted(buildrun: BuildRun, update: StatusUpdate) -> str | None:
     Asked once, when the end is first written, not on every later event."""
     condition = update.condition
     details = update.failure_details
-    if not update.terminal or condition is None or condition.reason != reasons.FAILED:
+    if not update.terminal or condition is None or condition.reason != Reason.FAILED:
         return None
     if details is None or details.message or details.location is None:
         return None
@@ -640,119 +368,5 @@ def elapsed_seconds(
     return max(0.0, (as_utc(now) - created).total_seconds())
 
 
-# --- writing --------------------------------------------------------------------------------
 
 
-def _diff(current: Any, desired: Any, *, replace: bool) -> Any:
-    """Merge-patch fragment turning `current` into `desired`; `_UNCHANGED` when equal.
-
-    With `replace`, keys `desired` lacks are removed (null); without, they are kept."""
-    if isinstance(desired, dict) and isinstance(current, dict):
-        fragment: dict[str, Any] = {}
-        for key, value in desired.items():
-            sub = _diff(current.get(key), value, replace=replace)
-            if sub is not _UNCHANGED:
-                fragment[key] = sub
-        if replace:
-            for key in current:
-                if key not in desired:
-                    fragment[key] = None
-        return fragment or _UNCHANGED
-    return _UNCHANGED if current == desired else desired
-
-
-_UNCHANGED = object()
-
-
-def status_patch(
-    current_status: dict[str, Any] | None, update: StatusUpdate
-) -> dict[str, Any] | None:
-    """The JSON merge patch body for `status` (None when nothing would change).
-
-    A completed BuildRun is final (§7.2): once `completionTime` is set nothing is written.
-    `startTime` is written once; the condition keeps its lastTransitionTime while its status,
-    reason and message stay the same; failureDetails is replaced as a whole (§3.5).
-    """
-    current = current_status or {}
-    if current.get("completionTime"):
-        return None
-    patch: dict[str, Any] = {}
-
-    if update.condition is not None:
-        conditions = [c for c in current.get("conditions") or [] if isinstance(c, dict)]
-        old = next((c for c in conditions if c.get("type") == SUCCEEDED_CONDITION), None)
-        new = update.condition.to_wire()
-        same = old is not None and all(
-            old.get(key) == new[key] for key in ("status", "reason", "message")
-        )
-        if not same:
-            others = [c for c in conditions if c.get("type") != SUCCEEDED_CONDITION]
-            patch["conditions"] = [*others, new]
-
-    if update.start_time and not current.get("startTime"):
-        patch["startTime"] = update.start_time
-    if update.completion_time:
-        patch["completionTime"] = update.completion_time
-
-    wholesale = {"failureDetails"}
-    for key, model in (
-        ("output", update.output),
-        ("source", update.source),
-        ("failureDetails", update.failure_details),
-        ("executor", update.executor),
-    ):
-        if model is None:
-            continue
-        fragment = _diff(current.get(key), model.to_wire(), replace=key in wholesale)
-        if fragment is not _UNCHANGED:
-            patch[key] = fragment
-    if update.task_run_name and current.get("taskRunName") != update.task_run_name:
-        patch["taskRunName"] = update.task_run_name
-    return patch or None
-
-
-def pod_finished(pod: Mapping[str, Any]) -> bool:
-    """Whether the Pod ran to its end (its phase is final)."""
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
-
-def pod_ending(pod: Mapping[str, Any]) -> bool:
-    """Whether the Pod finished or is being deleted: its BuildRun's end is near, and worth
-    reconciling before runs that merely progress."""
-    return pod_finished(pod) or "deletionTimestamp" in (pod.get("metadata") or {})
-
-
-# --- when to write ----------------------------------------------------------------------------
-
-
-def write_deadline(
-    update: StatusUpdate, *, due: datetime | None, now: datetime, window: float
-) -> datetime | None:
-    """When a status change should be written: None means now, a moment means not before then.
-
-    A build Pod passes through several in-progress states within milliseconds (scheduled,
-    initialising, the first step running); each would be a status write and a watch event of
-    its own. In-progress changes are therefore written at most `window` seconds after the first
-    one was noticed, with whatever the Pod says by then, and a run that finishes inside the
-    window gets a single write. The end of a run (and stopping its Pod) is written at once:
-    that is the moment users and the timing figures wait for. `due` is the deadline already
-    set for this BuildRun, if any.
-    """
-    if update.terminal or update.stop_pod or window <= 0:
-        return None
-    if due is None:
-        return now + timedelta(seconds=window)
-    return None if due <= now else due
-
-
-def announced_condition(before: Condition | None, after: Condition | None) -> Condition | None:
-    """The condition to announce with an Event: the run's end, once.
-
-    In-progress transitions stay in the status (and `kubectl get buildruns`); an Event per
-    transition would double the writes of every run for little `kubectl describe` value.
-    """
-    if after is None or after.status not in ("True", "False"):
-        return None
-    if before is not None and (before.status, before.reason) == (after.status, after.reason):
-        return None
-    return after

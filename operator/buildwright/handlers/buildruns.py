@@ -21,15 +21,16 @@ from buildwright.core import (
     lifecycle,
     pod,
     podcheck,
+    podview,
     preflight,
-    reasons,
     resolve,
     retention,
     status,
+    status_writes,
     validation,
 )
 from buildwright.core import metrics as observed
-from buildwright.core.reasons import Failure
+from buildwright.core.reasons import Failure, Reason
 from buildwright.core.snapshot import bounded_snapshot
 from buildwright.handlers import common
 from buildwright.handlers.context import Context, UnwrittenStart, current
@@ -206,8 +207,8 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
             (namespace, name), "timeout", deadline, lambda: reconcile(ctx, namespace, name)
         )
 
-    if status.is_canceled(buildrun):
-        canceled = Failure(reasons.BUILDRUN_CANCELED, status.MSG_CANCELED_BEFORE_START)
+    canceled = lifecycle.canceled_before_start(buildrun)
+    if canceled is not None:
         await fail(ctx, buildrun, canceled, snapshot=snapshot)
         return
 
@@ -307,7 +308,7 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         extra=logs.about("BuildRun", namespace, name),
     )  # fmt: skip
     update = status.status_from_pod(buildrun, build_pod, common.now())
-    if update.stop_pod and not status.pod_finished(build_pod):
+    if update.stop_pod and not podview.pod_finished(build_pod):
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
     if not update.terminal:
         schedule_timeout(ctx, buildrun)
@@ -389,7 +390,7 @@ async def prepare_service_account(
         account = await common.get_account(ctx, namespace, requested)
         if account is None:
             return Failure(
-                reasons.SERVICE_ACCOUNT_NOT_FOUND, f"service account {requested} not found"
+                Reason.SERVICE_ACCOUNT_NOT_FOUND, f"service account {requested} not found"
             ), None
     else:
         account = await common.get_account(ctx, namespace, "pipeline")
@@ -440,7 +441,7 @@ async def missing_volume_sources(
         else:
             found = await common.get_configmap(ctx, namespace, ref_name)
         if found is None:
-            return Failure(reasons.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
+            return Failure(Reason.VOLUME_DOES_NOT_EXIST, f'{kind} "{ref_name}" not found')
     return None
 
 
@@ -451,7 +452,8 @@ async def fail(
     spec `snapshot` when the run got that far."""
     meta = buildrun.metadata
     current_status = buildrun.status.to_wire() if buildrun.status else {}
-    patch = status.status_patch(current_status, lifecycle.failure_status(failure, common.now()))
+    update = lifecycle.failure_status(failure, common.now())
+    patch = status_writes.status_patch(current_status, update)
     if patch is None:
         return
     if snapshot is not None:
@@ -500,7 +502,7 @@ async def follow_pod(
     tail_of = status.log_tail_wanted(buildrun, update)
     if tail_of is not None:
         update = status.with_log_tail(update, await log_tail(ctx, namespace, pod_name, tail_of))
-    if update.stop_pod and build_pod is not None and not status.pod_finished(build_pod):
+    if update.stop_pod and build_pod is not None and not podview.pod_finished(build_pod):
         await ctx.kube.delete(kube.PODS, namespace, pod_name)
     if not update.terminal:
         schedule_timeout(ctx, buildrun)
@@ -527,13 +529,13 @@ async def write_status(
     ctx: Context, buildrun: BuildRun, update: Any, *, snapshot: dict[str, Any] | None = None
 ) -> None:
     """Write what `update` changes (and the build spec `snapshot`, when given), now or, for
-    in-progress changes, at the deadline `core.status.write_deadline` sets (a scheduled
+    in-progress changes, at the deadline `core.status_writes.write_deadline` sets (a scheduled
     reconcile then writes whatever the Pod says by that time). The end of the run is announced
     with an Event, so `kubectl describe` tells how it ended."""
     meta = buildrun.metadata
     key = (meta["namespace"], meta["name"])
     current_status = buildrun.status.to_wire() if buildrun.status else {}
-    patch = status.status_patch(current_status, update)
+    patch = status_writes.status_patch(current_status, update)
     if snapshot is not None:
         patch = {**(patch or {}), "buildSpec": snapshot}
     now = common.now()
@@ -542,7 +544,7 @@ async def write_status(
         if due is not None and due <= now:
             forget_pending_status(ctx, key)
         return
-    deadline = status.write_deadline(
+    deadline = status_writes.write_deadline(
         update, due=ctx.status_due.get(key), now=now, window=ctx.config.status_coalesce_seconds
     )
     if deadline is not None:
@@ -567,7 +569,7 @@ async def write_status(
             meta["namespace"], meta["name"], after.status, after.reason, after.message,
             extra=logs.about("BuildRun", meta["namespace"], meta["name"]),
         )  # fmt: skip
-    if status.announced_condition(_condition(buildrun), after) is not None:
+    if status_writes.announced_condition(_condition(buildrun), after) is not None:
         await announce_end(ctx, new, updated)
     if new.status is not None and new.status.completion_time:
         if buildrun.status is None or not buildrun.status.completion_time:

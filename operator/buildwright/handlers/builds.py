@@ -18,7 +18,8 @@ import pydantic
 from buildwright import kube, logs, metrics
 from buildwright.api.v1beta1 import Build
 from buildwright.core import metrics as observed
-from buildwright.core import preflight, reasons, validation
+from buildwright.core import preflight, validation
+from buildwright.core.reasons import Reason
 from buildwright.handlers import common
 from buildwright.handlers.context import Context, current
 
@@ -199,7 +200,7 @@ async def register(ctx: Context, namespace: str, name: str) -> None:
     if outcome.registered and current_status.get("registered") != "True":
         # Counted on the write that registered it, by the replica that wrote it.
         metrics.current().observe(observed.build_registered(updated))
-    if outcome.reason != reasons.SUCCEEDED:
+    if outcome.reason != Reason.SUCCEEDED:
         await common.post_event(ctx, updated, outcome.reason, outcome.message, warning=True)
     logger.info(
         "Build %s/%s registered=%s reason=%s", namespace, name, status["registered"],

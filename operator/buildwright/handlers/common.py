@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from buildwright import kube
-from buildwright.core import references, status
+from buildwright.core import references
+from buildwright.core.formats import rfc3339
 from buildwright.core.preflight import CLUSTER_BUILD_STRATEGY
 from buildwright.handlers.context import Context
 from buildwright.state import Store
@@ -19,9 +20,6 @@ logger = logging.getLogger("buildwright")
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-rfc3339 = status.rfc3339  # one format of Kubernetes timestamps, the core's
 
 
 # Backoff of retries after transient API errors: 1 s, 2 s, 4 s, … up to 5 minutes.

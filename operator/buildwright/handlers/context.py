@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from buildwright.config import ReconcileConfig
 from buildwright.core import cached
-from buildwright.core.validation import ProbePolicy
+from buildwright.informer import KeyQueue, PodInformer, SecretInformer
 from buildwright.kube import Kube
+from buildwright.leader import Elector
 from buildwright.state import Dependents, Key, Scheduler, Store
-
-DEFAULT_STEP_IMAGE = "ghcr.io/buildwright/buildwright:0.1.0"
-DEFAULT_STATUS_COALESCE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -30,63 +28,11 @@ class UnwrittenStart:
 
 
 @dataclass
-class Config:
-    """Settings read from the environment (the Deployment sets them)."""
-
-    step_image: str = DEFAULT_STEP_IMAGE
-    """Image of our in-Pod step programs (git source, image processing, results)."""
-
-    forbidden_env: tuple[str, ...] | None = None
-    """Override of the forbidden environment variable names (`*` suffix = prefix)."""
-
-    status_coalesce_seconds: float = DEFAULT_STATUS_COALESCE_SECONDS
-    """How long in-progress status changes of a BuildRun may wait to be written together
-    (`core.status.write_deadline`); 0 writes every change at once."""
-
-    extra_volume_sources: frozenset[str] = frozenset()
-    """Volume sources Builds and BuildRuns may use in overrides besides the ones the Pod
-    Security Standard "restricted" allows (e.g. `hostPath`): trusted clusters only."""
-
-    repository_probe: ProbePolicy = field(default_factory=ProbePolicy)
-    """Whether and which repositories `build.shipwright.io/verify.repository` may probe:
-    BUILDWRIGHT_REPOSITORY_PROBE=off turns it off, BUILDWRIGHT_REPOSITORY_PROBE_HOSTS (comma
-    separated) limits it to those hosts."""
-
-    @classmethod
-    def from_env(cls) -> Config:
-        forbidden = os.environ.get("FORBIDDEN_ENV_VAR_NAMES")
-        coalesce = os.environ.get("BUILDWRIGHT_STATUS_COALESCE_SECONDS", "")
-        try:
-            coalesce_seconds = float(coalesce) if coalesce else DEFAULT_STATUS_COALESCE_SECONDS
-        except ValueError:
-            raise ValueError(
-                f"BUILDWRIGHT_STATUS_COALESCE_SECONDS={coalesce!r} is not a number of seconds"
-            ) from None
-        if coalesce_seconds < 0:
-            raise ValueError("BUILDWRIGHT_STATUS_COALESCE_SECONDS must not be negative")
-        extra_sources = os.environ.get("BUILDWRIGHT_EXTRA_VOLUME_SOURCES", "").split(",")
-        probe = os.environ.get("BUILDWRIGHT_REPOSITORY_PROBE", "on").strip().lower()
-        if probe not in ("on", "off"):
-            raise ValueError(f"BUILDWRIGHT_REPOSITORY_PROBE={probe!r} must be on or off")
-        hosts = os.environ.get("BUILDWRIGHT_REPOSITORY_PROBE_HOSTS", "").split(",")
-        allowed = frozenset(h.strip().lower() for h in hosts if h.strip())
-        return cls(
-            repository_probe=ProbePolicy(enabled=probe == "on", allowed_hosts=allowed or None),
-            extra_volume_sources=frozenset(n.strip() for n in extra_sources if n.strip()),
-            step_image=os.environ.get("BUILDWRIGHT_STEP_IMAGE", DEFAULT_STEP_IMAGE),
-            status_coalesce_seconds=coalesce_seconds,
-            forbidden_env=tuple(n.strip() for n in forbidden.split(",") if n.strip())
-            if forbidden
-            else None,
-        )
-
-
-@dataclass
 class Context:
     """Everything the handlers share: the API client, what was seen, and the timers."""
 
     kube: Kube
-    config: Config
+    config: ReconcileConfig
     builds: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
     buildruns: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
     strategies: Store = field(default_factory=lambda: Store(cached.without_bookkeeping))
@@ -108,9 +54,9 @@ class Context:
     # the deadline as passed, not start a new window.
     status_due: dict[Key, datetime] = field(default_factory=dict)
     # Set at start-up (main.py): build Pods watched outside kopf, and the BuildRuns they wake.
-    pod_informer: Any = None
-    secret_informers: list[Any] = field(default_factory=list)
-    reconcile_queue: Any = None
+    pod_informer: PodInformer | None = None
+    secret_informers: list[SecretInformer] = field(default_factory=list)
+    reconcile_queue: KeyQueue | None = None
     unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
     # (object, purpose) → transient failures in a row, for the backoff of `common.retry_later`.
     retry_attempts: dict[tuple[Key, str], int] = field(default_factory=dict)
@@ -118,7 +64,7 @@ class Context:
     announced: set[str] = field(default_factory=set)
     # Whether this replica reconciles (leader election; always without it).
     leading: Callable[[], bool] = lambda: True
-    elector: Any = None
+    elector: Elector | None = None
     _locks: defaultdict[Key, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )

@@ -14,6 +14,7 @@ import pydantic
 
 from buildwright import kube
 from buildwright.core import preflight, scripts, validation
+from buildwright.core.formats import rfc3339
 from buildwright.handlers import builds, common
 from buildwright.handlers.context import Context, current
 from buildwright.state import Key
@@ -61,7 +62,7 @@ async def warn_about_scripts(ctx: Context, kind: str, body: dict[str, Any]) -> N
     if message is not None:
         others.append({
             "type": scripts.CONDITION_TYPE, "status": "False", "reason": scripts.REASON,
-            "message": message, "lastTransitionTime": common.rfc3339(common.now()),
+            "message": message, "lastTransitionTime": rfc3339(common.now()),
         })  # fmt: skip
     meta = body["metadata"]
     resource = kube.CLUSTERBUILDSTRATEGIES if kind == preflight.CLUSTER_BUILD_STRATEGY else (

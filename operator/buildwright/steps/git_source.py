@@ -25,6 +25,10 @@ Credential/URL combinations that cannot work are refused before Git runs:
 * username/password for a plain ``http://`` URL ⇒ ``AuthUnexpectedHTTP``, because the password
   would cross the network in clear text. Loopback hosts (127.0.0.0/8, ::1, localhost) are
   exempt: nothing leaves the machine, and local test servers rarely have certificates.
+
+One module, over 500 lines: one program that runs in the Pod, read top to bottom (credentials,
+clone, checkout, submodules, results), with the table that turns git's errors into reasons
+next to the calls that produce them.
 """
 
 from __future__ import annotations
@@ -43,21 +47,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-# Reasons of the Shipwright API (spec §3.5), written to shp-error-reason; one definition
-# for the step and the operator.
-from buildwright.core.reasons import (
-    AUTH_UNEXPECTED_HTTP,
-    GIT_AUTH_INVALID_KEY,
-    GIT_AUTH_INVALID_USER_OR_PASS,
-    GIT_BASIC_AUTH_INCOMPLETE,
-    GIT_ERROR,
-    GIT_REMOTE_REPOSITORY_NOT_FOUND,
-    GIT_REMOTE_REPOSITORY_PRIVATE,
-    GIT_REVISION_NOT_FOUND,
-    GIT_SSH_AUTH_EXPECTED,
-    GIT_SSH_AUTH_UNEXPECTED,
+from buildwright.core.contract import (
+    RESULT_ERROR_MESSAGE,
+    RESULT_ERROR_REASON,
+    render_termination_message,
 )
-from buildwright.steps.resultfiles import render_termination_message, write_result
+from buildwright.core.reasons import Reason
+from buildwright.steps.resultfiles import write_result
 
 SECRET_USERNAME = "username"
 SECRET_PASSWORD = "password"
@@ -177,7 +173,7 @@ def choose_auth(
     if secret_files is None:
         if ssh_url:
             raise StepError(
-                GIT_SSH_AUTH_EXPECTED,
+                Reason.GIT_SSH_AUTH_EXPECTED,
                 f"{scrub_url(url)} is an ssh URL, but no clone secret with an ssh-privatekey "
                 "was given; set a kubernetes.io/ssh-auth secret as the source's cloneSecret",
             )
@@ -186,13 +182,13 @@ def choose_auth(
         if ssh_url or (url_rewrite and scheme in ("http", "https")):
             return AuthKind.SSH
         raise StepError(
-            GIT_SSH_AUTH_UNEXPECTED,
+            Reason.GIT_SSH_AUTH_UNEXPECTED,
             f"the clone secret holds an ssh-privatekey, but {scrub_url(url)} is not an ssh URL; "
             "use an ssh URL (git@host:org/repo.git) or a basic-auth secret",
         )
     if ssh_url:
         raise StepError(
-            GIT_SSH_AUTH_EXPECTED,
+            Reason.GIT_SSH_AUTH_EXPECTED,
             f"{scrub_url(url)} is an ssh URL, but the clone secret has no ssh-privatekey; "
             "use a kubernetes.io/ssh-auth secret or an https URL",
         )
@@ -201,7 +197,7 @@ def choose_auth(
     if has_user != has_password:
         missing = SECRET_PASSWORD if has_user else SECRET_USERNAME
         raise StepError(
-            GIT_BASIC_AUTH_INCOMPLETE,
+            Reason.GIT_BASIC_AUTH_INCOMPLETE,
             f"the clone secret has no {missing!r}; basic authentication needs both "
             "'username' and 'password'",
         )
@@ -210,17 +206,17 @@ def choose_auth(
             return AuthKind.BASIC
         if scheme == "http":
             raise StepError(
-                AUTH_UNEXPECTED_HTTP,
+                Reason.AUTH_UNEXPECTED_HTTP,
                 f"refusing to send the clone secret's password in clear text to {scrub_url(url)}; "
                 "use an https URL",
             )
         raise StepError(
-            GIT_ERROR,
+            Reason.GIT_ERROR,
             f"username/password credentials only apply to http(s) URLs, not to {scheme} URLs "
             f"such as {scrub_url(url)}",
         )
     raise StepError(
-        GIT_ERROR,
+        Reason.GIT_ERROR,
         "the clone secret has neither 'ssh-privatekey' nor 'username' and 'password'",
     )
 
@@ -351,47 +347,47 @@ def classify_git_error(
         and ("returned error: 403" in text or any(m in text for m in _AUTH_PROMPTED))
     ):
         return (
-            GIT_AUTH_INVALID_USER_OR_PASS,
+            Reason.GIT_AUTH_INVALID_USER_OR_PASS,
             f"authentication to {where} failed: check the username and password in the clone "
             "secret (many hosts want an access token as the password)",
         )
     if any(marker in text for marker in _AUTH_PROMPTED) or "returned error: 403" in text:
         return (
-            GIT_REMOTE_REPOSITORY_PRIVATE,
+            Reason.GIT_REMOTE_REPOSITORY_PRIVATE,
             f"{where} asks for credentials: the repository is private or does not exist; "
             "set a cloneSecret that may read it",
         )
     if "host key verification failed" in text:
         return (
-            GIT_AUTH_INVALID_KEY,
+            Reason.GIT_AUTH_INVALID_KEY,
             f"the ssh host key of {where} is not trusted: add it to known_hosts in the clone "
             "secret",
         )
     if any(marker in text for marker in _KEY_REJECTED):
         return (
-            GIT_AUTH_INVALID_KEY,
+            Reason.GIT_AUTH_INVALID_KEY,
             f"the ssh key was rejected for {where}: check that the key is valid, in the right "
             "format, and allowed to read the repository",
         )
     if any(pattern.search(text) for pattern in _REPO_NOT_FOUND):
         return (
-            GIT_REMOTE_REPOSITORY_NOT_FOUND,
+            Reason.GIT_REMOTE_REPOSITORY_NOT_FOUND,
             f"the repository {where} does not exist or may not be read",
         )
     if any(pattern.search(text) for pattern in _REVISION_NOT_FOUND):
         return (
-            GIT_REVISION_NOT_FOUND,
+            Reason.GIT_REVISION_NOT_FOUND,
             f"the revision {revision or '(default)'} does not exist in {where}: check the "
             "source's revision",
         )
     if any(marker in text for marker in _UNREACHABLE):
-        return GIT_ERROR, _unreachable_message(where, stderr)
+        return Reason.GIT_ERROR, _unreachable_message(where, stderr)
     if is_ssh_url(url) and "could not read from remote repository" in text:
         return (
-            GIT_AUTH_INVALID_KEY,
+            Reason.GIT_AUTH_INVALID_KEY,
             f"the ssh server refused access to {where}: check the ssh key and the repository",
         )
-    return GIT_ERROR, f"git failed for {where}: {scrub_url(_summary(stderr))}"
+    return Reason.GIT_ERROR, f"git failed for {where}: {scrub_url(_summary(stderr))}"
 
 
 def one_line(message: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -504,7 +500,7 @@ def _git_config(target: str, url: str, auth: AuthKind, url_rewrite: bool) -> lis
 def _ensure_empty_target(target: str) -> None:
     os.makedirs(target, exist_ok=True)
     if os.listdir(target):
-        raise StepError(GIT_ERROR, f"the target directory {target} is not empty")
+        raise StepError(Reason.GIT_ERROR, f"the target directory {target} is not empty")
 
 
 def _clear_target(target: str) -> None:
@@ -518,8 +514,10 @@ def _clear_target(target: str) -> None:
 
 
 _FATAL_FOR_FALLBACK = {
-    GIT_AUTH_INVALID_USER_OR_PASS, GIT_AUTH_INVALID_KEY, GIT_REMOTE_REPOSITORY_NOT_FOUND,
-    GIT_REMOTE_REPOSITORY_PRIVATE,
+    Reason.GIT_AUTH_INVALID_USER_OR_PASS,
+    Reason.GIT_AUTH_INVALID_KEY,
+    Reason.GIT_REMOTE_REPOSITORY_NOT_FOUND,
+    Reason.GIT_REMOTE_REPOSITORY_PRIVATE,
 }
 
 
@@ -559,7 +557,7 @@ def _checkout_commit(git: Git, request: CloneRequest, auth: AuthKind) -> None:
         git.run("-C", target, "checkout", "--quiet", "--detach", commit)
         return
     raise StepError(
-        GIT_REVISION_NOT_FOUND,
+        Reason.GIT_REVISION_NOT_FOUND,
         f"the revision {request.revision} does not exist in {scrub_url(request.url)}",
     )
 
@@ -583,7 +581,7 @@ def fetch_source(git: Git, request: CloneRequest, auth: AuthKind) -> None:
         git.run("-C", request.target, "rev-parse", "--verify", "--quiet", "HEAD")
     except GitFailed:
         raise StepError(
-            GIT_ERROR, f"the repository {scrub_url(request.url)} has no commits"
+            Reason.GIT_ERROR, f"the repository {scrub_url(request.url)} has no commits"
         ) from None
     if os.path.exists(os.path.join(request.target, ".gitmodules")):
         submodules = ["-C", request.target, "submodule", "update", "--init", "--recursive"]
@@ -660,13 +658,14 @@ def _secret_files(secret_path: str | None) -> list[str] | None:
         # Secret volumes hold the keys as symlinks into a hidden timestamped directory.
         return [name for name in os.listdir(secret_path) if not name.startswith(".")]
     except FileNotFoundError:
-        raise StepError(GIT_ERROR, f"the clone secret is not mounted at {secret_path}") from None
+        message = f"the clone secret is not mounted at {secret_path}"
+        raise StepError(Reason.GIT_ERROR, message) from None
 
 
 def run(args: argparse.Namespace) -> SourceResults:
     """Clone as the arguments say; raises :class:`StepError` or :class:`GitFailed`."""
     if args.depth < 0:
-        raise StepError(GIT_ERROR, f"--depth must be 0 or more, not {args.depth}")
+        raise StepError(Reason.GIT_ERROR, f"--depth must be 0 or more, not {args.depth}")
     auth = choose_auth(args.url, _secret_files(args.secret_path), url_rewrite=args.git_url_rewrite)
     request = CloneRequest(args.url, args.target, args.revision.strip(), args.depth)
     scratch = tempfile.mkdtemp(prefix="git-source-")
@@ -698,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StepError as error:
         reason, message = error.reason, error.message
     except (GitFailed, OSError) as error:
-        reason, message = GIT_ERROR, f"the git source step failed: {error}"
+        reason, message = Reason.GIT_ERROR, f"the git source step failed: {error}"
     else:
         write_result(args.result_file_commit_sha, results.commit_sha)
         write_result(args.result_file_commit_author, results.commit_author)
@@ -718,7 +717,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_result(args.result_file_error_message, message)
     if args.termination_log:
         report = render_termination_message(
-            {"shp-error-reason": reason, "shp-error-message": message}
+            {RESULT_ERROR_REASON: reason, RESULT_ERROR_MESSAGE: message}
         )
         try:
             with open(args.termination_log, "w", encoding="utf-8") as log:

@@ -1,7 +1,7 @@
 """``buildwright-step image-processing``: push the built image and apply the Build's mutations.
 
 Runs as ``step-image-processing`` with the arguments of Shipwright's own image-processing step
-(spec §6 step 3, see :func:`build_parser`). Two modes:
+(see :func:`build_parser`). Two modes:
 
 * **Shipwright-managed push** (``--push DIR``): the strategy left its image in ``DIR``, either
   as an OCI image layout (``oci-layout``, ``index.json``, ``blobs/sha256/…``) or as one image
@@ -32,6 +32,9 @@ on (it never exits 22).
 
 Credentials: the ``.dockerconfigjson`` of the Secret mounted at ``--secret-path`` if given,
 else ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``. They are never printed.
+
+One module, over 500 lines: one program that runs in the Pod, read top to bottom (load the
+image, mutate it, push it, scan it, write the results); its registry client is `registry.py`.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ from buildwright.steps.registry import (
     parse_reference,
     sha256_digest,
 )
-from buildwright.steps.resultfiles import parse_bool, write_result
+from buildwright.steps.resultfiles import bool_argument, write_result
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -598,13 +601,6 @@ class Pusher:
 # --- arguments -------------------------------------------------------------------------------
 
 
-def _bool(value: str) -> bool:
-    try:
-        return parse_bool(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="buildwright-step image-processing",
@@ -622,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-timestamp-file", metavar="FILE",
                         help="read the EPOCH for --image-timestamp from FILE")
     parser.add_argument("--image", default="", help="destination image reference")
-    parser.add_argument("--insecure", type=_bool, nargs="?", const=True, default=False,
+    parser.add_argument("--insecure", type=bool_argument, nargs="?", const=True, default=False,
                         help="allow plain HTTP and unverified TLS for the registry")
     parser.add_argument("--result-file-image-digest", metavar="FILE")
     parser.add_argument("--result-file-image-size", metavar="FILE")

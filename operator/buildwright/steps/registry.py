@@ -12,6 +12,9 @@ from Docker config files (:func:`load_docker_config`, :func:`credentials_for`).
 Credentials never appear in messages: errors quote the registry's error codes and messages
 and the URL path, and the ``Authorization`` header is added as an *unredirected* header, so a
 redirect to blob storage (S3, GCS) does not carry it to another host either.
+
+One module, over 500 lines: the client is one protocol conversation (challenge, token,
+blob, manifest), read best in order; the steps import only `RegistryClient`.
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from buildwright.steps.resultfiles import (
+from buildwright.core.contract import (
     TERMINATION_MESSAGE_LIMIT,
     render_termination_message,
     select_results,
-    strip_result_value,
 )
+from buildwright.steps.resultfiles import strip_result_value
 
 DEFAULT_RESULTS_DIR = "/tekton/results"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from buildwright.core.durations import format_go_duration, parse_duration
+from buildwright.core.formats import format_go_duration, parse_duration
 from buildwright.steps.resultfiles import write_error_results
 
 # The lock file the build Pod names (core.pod's LOCAL_TMP_DIR; a test keeps them equal). Not
@@ -112,11 +112,12 @@ def wait_for_removal(lock_file: str, timeout: float) -> bool:
     directory = os.path.dirname(lock_file)
     if directory:
         os.makedirs(directory, exist_ok=True)
-    descriptor = os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(str(os.getpid()))
     deadline = time.monotonic() + timeout
+    # Inside the try: a SIGTERM that arrives while the file is being written still removes it.
     try:
+        descriptor = os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(str(os.getpid()))
         while os.path.lexists(lock_file):
             remaining = deadline - time.monotonic()
             if remaining <= 0:

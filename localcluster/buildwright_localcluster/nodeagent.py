@@ -1,6 +1,6 @@
 """The node agent: a kubelet stand-in whose containers really run, as host processes.
 
-`python -m buildwright.localcluster.nodeagent --kubeconfig K` registers a Node, takes the Pods
+`python -m buildwright_localcluster.nodeagent --kubeconfig K` registers a Node, takes the Pods
 bound (or bindable) to it and runs their containers with `ProcessExecutor` until SIGTERM or
 SIGINT, and serves the kubelet API (logs, exec, attach; see kubeletapi.py) to the apiserver
 with the local cluster's kubelet certificates. It must run as root (mount namespaces, bind
@@ -21,10 +21,10 @@ from types import FrameType
 
 from kubernetes import config as k8s_config
 
-from buildwright.localcluster.binaries import ensure_entrypoint
-from buildwright.localcluster.kubelet import KubeletStandIn
-from buildwright.localcluster.kubeletapi import KubeletTLS
-from buildwright.localcluster.process_executor import DEFAULT_STATE_DIR, ProcessExecutor
+from buildwright_localcluster.binaries import ensure_entrypoint
+from buildwright_localcluster.kubelet import KubeletStandIn
+from buildwright_localcluster.kubeletapi import KubeletTLS
+from buildwright_localcluster.process_executor import DEFAULT_STATE_DIR, ProcessExecutor
 
 log = logging.getLogger("buildwright.nodeagent")
 
@@ -54,7 +54,7 @@ def node_agent(
 
 def local_cluster_tls(kubeconfig: Path) -> KubeletTLS | None:
     """The kubelet TLS material of the `make cluster` control plane behind `kubeconfig`."""
-    from buildwright.localcluster.__main__ import _read_state, _state_dir
+    from buildwright_localcluster.__main__ import _read_state, _state_dir
 
     state = _read_state(_state_dir(kubeconfig))
     if not state or "kubelet_cert" not in state:
@@ -68,7 +68,7 @@ def local_cluster_tls(kubeconfig: Path) -> KubeletTLS | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m buildwright.localcluster.nodeagent", description=__doc__.split("\n")[0]
+        prog="python -m buildwright_localcluster.nodeagent", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--node-name", default="buildwright-node")

@@ -1,14 +1,21 @@
-"""Go `time.Duration` strings, the format of every timeout and TTL in the Shipwright API.
+"""The formats users read as Go and Kubernetes print them, in one place.
 
-Users write `5m`, `1h30m` or `1.5h` in Build and BuildRun specs, and the BuildRunTimeout
-message prints the limit the way Go's `Duration.String()` does (`1m0s`, `1h0m0s`), so both
-directions must match Go exactly. Arithmetic is done in integer nanoseconds, as Go does, so
-`0.1s` + `0.2s` style inputs do not pick up binary floating-point noise.
+- Go `time.Duration` strings, the format of every timeout and TTL in the Shipwright API:
+  users write `5m`, `1h30m` or `1.5h`, and the BuildRunTimeout message prints the limit the
+  way Go's `Duration.String()` does (`1m0s`, `1h0m0s`). Arithmetic is in integer nanoseconds,
+  as in Go, so `0.1s` + `0.2s` style inputs pick up no binary floating-point noise.
+- Go's `strconv.Quote` (what `%q` prints), because upstream's messages quote values that way
+  and users and scripts match on them. Go works on UTF-8 bytes, Python on code points; they
+  differ only on a string Go could not decode: a lone surrogate (U+D800–U+DFFF), which only
+  comes out of JSON (`"\\ud800"`) and which Go's JSON decoder, like the apiserver's, turns
+  into U+FFFD, as this one does.
+- Kubernetes timestamps (`metav1.Time`: RFC 3339, UTC, whole seconds).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 _NANOS_PER_UNIT: dict[str, int] = {
     "ns": 1,
@@ -112,3 +119,63 @@ def format_go_duration_nanos(nanos: int) -> str:
 def format_go_duration(seconds: float) -> str:
     """Render seconds like Go's `time.Duration.String()`: `1m0s`, `1h0m0s`, `1.5s`, `500ms`."""
     return format_go_duration_nanos(round(seconds * 1_000_000_000))
+
+
+# --- Go quoting -----------------------------------------------------------------------------
+_SHORT_ESCAPES = {
+    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
+    "\\": "\\\\", '"': '\\"',
+}  # fmt: skip
+_REPLACEMENT = "\ufffd"
+
+
+def _is_print(char: str) -> bool:
+    """Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII
+    space. Python's str.isprintable excludes the same categories (other, separators)."""
+    return char.isprintable()
+
+
+def go_quote(text: str) -> str:
+    """`text` as Go's strconv.Quote returns it: in double quotes, `"` and `\\` escaped, the
+    short escapes (`\\a \\b \\f \\n \\r \\t \\v`), other unprintable characters as `\\xNN`
+    (below U+0020 and U+007F), `\\uNNNN` (below U+10000) or `\\UNNNNNNNN`; printable
+    characters (non-ASCII too) as they are."""
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            char, code = _REPLACEMENT, ord(_REPLACEMENT)
+        escape = _SHORT_ESCAPES.get(char)
+        if escape is not None:
+            out.append(escape)
+        elif _is_print(char):
+            out.append(char)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def rfc3339(moment: datetime) -> str:
+    """A Kubernetes timestamp (`metav1.Time`: UTC, whole seconds). Naive times are UTC."""
+    return as_utc(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware datetime; naive ones are taken as UTC (the core never reads the clock)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A Kubernetes timestamp as an aware datetime; None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return as_utc(moment)

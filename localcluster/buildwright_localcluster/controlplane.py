@@ -5,6 +5,9 @@ directory that `stop()` removes. Children get PR_SET_PDEATHSIG so they die with 
 process even when it is killed outright; directories left behind that way are swept by the
 next `start()`. The kernel ties that signal to the *thread* that forked the children, so call
 `start()` from a thread that outlives the control plane (normally the main thread).
+
+One module, over 500 lines: test tooling; the three processes, their certificates and
+kubeconfigs are started, checked and stopped as one.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from buildwright import pki
+from buildwright.webhook import certificates as pki
 
 from .binaries import ensure_binaries
 from .kubeletapi import KUBELET_CLIENT_USER, KubeletTLS

@@ -1,4 +1,4 @@
-"""`python -m buildwright.localcluster up|down|status` — a background control plane for local runs.
+"""`python -m buildwright_localcluster up|down|status` — a background control plane for local runs.
 
 `up` starts a detached process (`serve`) that holds a ControlPlane and records itself in
 `<state-dir>/state.json`; a second `up` while it is healthy does nothing. `down` sends it
@@ -87,7 +87,7 @@ def _serve(kubeconfig: Path, state_dir: Path) -> int:
             "ca": str(cp.ca_cert_path),
             "client_cert": str(cp.workdir / "admin.crt"),
             "client_key": str(cp.workdir / "admin.key"),
-            # For the node agent's kubelet API (see buildwright.localcluster.nodeagent).
+            # For the node agent's kubelet API (see buildwright_localcluster.nodeagent).
             "kubelet_cert": str(cp.kubelet_tls.cert_file),
             "kubelet_key": str(cp.kubelet_tls.key_file),
             "kubelet_client_ca": str(cp.kubelet_tls.client_ca_file),
@@ -127,7 +127,7 @@ def _up(kubeconfig: Path, state_dir: Path, timeout: float) -> int:
         [
             sys.executable,
             "-m",
-            "buildwright.localcluster",
+            "buildwright_localcluster",
             "serve",
             "--kubeconfig",
             str(kubeconfig),
@@ -190,7 +190,7 @@ def _down(state_dir: Path, timeout: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m buildwright.localcluster")
+    parser = argparse.ArgumentParser(prog="python -m buildwright_localcluster")
     parser.add_argument("command", choices=["up", "down", "status", "serve"])
     parser.add_argument("--kubeconfig", type=Path, default=DEFAULT_KUBECONFIG)
     parser.add_argument("--timeout", type=float, default=120.0)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 
-# operator/buildwright/localcluster/binaries.py -> repository root
-_HACK = Path(__file__).resolve().parents[3] / "hack"
+# localcluster/buildwright_localcluster/binaries.py -> repository root
+_HACK = Path(__file__).resolve().parents[2] / "hack"
 
 
 def _built_by(script_name: str) -> Path:

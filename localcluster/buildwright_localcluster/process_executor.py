@@ -20,6 +20,9 @@ A small launcher (this module run as a program, stdlib only so it starts fast) e
 mount namespace, mounts, changes directory and execs the command; it reads its instructions
 from a root-only file so env values (which may come from Secrets) never appear on a command
 line.
+
+One module, over 500 lines: test tooling; env expansion, volume mounts, the namespace
+setup and the process lifecycle of a container are one sequence and change together.
 """
 
 from __future__ import annotations
@@ -43,9 +46,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kubernetes import client as k8s_client
 
-    from buildwright.localcluster.kubelet import Container, ContainerRun, Outcome, Pod
+    from buildwright_localcluster.kubelet import Container, ContainerRun, Outcome, Pod
 
-from buildwright.core.pod import ENTRYPOINT_IN_STEP_IMAGE
+from buildwright.core.contract import ENTRYPOINT_IN_STEP_IMAGE
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +299,7 @@ class ProcessRun:
         return self._process.pid
 
     def _wait(self) -> None:
-        from buildwright.localcluster.kubelet import Outcome
+        from buildwright_localcluster.kubelet import Outcome
 
         returncode = self._process.wait()
         # Like a runtime when a container's main process ends: what it left behind goes too,
@@ -340,7 +343,7 @@ class _FailedRun:
     """A container that could not be created; ends at once with a config error."""
 
     def __init__(self, message: str, notify: Callable[[], None]) -> None:
-        from buildwright.localcluster.kubelet import Outcome
+        from buildwright_localcluster.kubelet import Outcome
 
         self._outcome = Outcome(
             exit_code=CONFIG_ERROR_EXIT, reason="CreateContainerConfigError", message=message
@@ -422,7 +425,7 @@ class ProcessExecutor:
 
     def container_log(self, namespace: str, pod_name: str, container: str) -> ContainerLogFile:
         """The kubelet API's view of a container's log (kubeletapi.LogBackend)."""
-        from buildwright.localcluster.kubeletapi import BadRequest, NotFound
+        from buildwright_localcluster.kubeletapi import BadRequest, NotFound
 
         with self._lock:
             uid = self._names.get((namespace, pod_name))
@@ -446,7 +449,7 @@ class ProcessExecutor:
     ) -> subprocess.Popen[bytes]:
         """Start `command` inside a running container: in its mount namespace, with its env
         and workingDir (kubeletapi.ExecBackend). Only containers this agent runs qualify."""
-        from buildwright.localcluster.kubeletapi import BadRequest, NotFound
+        from buildwright_localcluster.kubeletapi import BadRequest, NotFound
 
         with self._lock:
             uid = self._names.get((namespace, pod_name))

@@ -16,6 +16,10 @@ of each step decides which one runs. `ScriptedExecutor` plays that entrypoint fo
 scripts: a step's outcome starts when the step before it posted success, a step after a
 failure is skipped as the entrypoint skips it, and the termination message is the one the
 entrypoint would write.
+
+One module, over 500 lines: test tooling whose parts (the Pod driver, the scripted
+executor that plays Tekton's entrypoint, the REST helper) share the Pod's state machine and
+are changed together.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from buildwright.core.pod import SequencedStep, sequenced_step
-from buildwright.localcluster.kubeletapi import KubeletServer, KubeletTLS
+from buildwright_localcluster.kubeletapi import KubeletServer, KubeletTLS
 
 log = logging.getLogger(__name__)
 

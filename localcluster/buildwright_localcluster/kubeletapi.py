@@ -21,6 +21,9 @@ Endpoints:
 
 The log lines and their times come from a `LogBackend`, exec from an `ExecBackend` (both the
 process executor).
+
+One module, over 500 lines: test tooling; the endpoints (logs with every option, exec,
+attach) share the TLS and authentication set-up and the per-container log store.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from buildwright.localcluster import spdy
+from buildwright_localcluster import spdy
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""Serve the v1alpha1 ↔ v1beta1 conversion webhook from the operator process.
+"""Serving the v1alpha1 ↔ v1beta1 conversion webhook from the operator process.
 
-kopf already runs an aiohttp event loop, so the webhook (`buildwright.webhook`) is one more
+kopf already runs an aiohttp event loop, so the webhook (`webhook.server`) is one more
 aiohttp site in it: no second Deployment, no sidecar. At start-up the operator obtains a
 serving certificate (generated here, or read from a cert-manager style Secret), starts HTTPS,
 and points the four shipwright.io CRDs' `spec.conversion.webhook.clientConfig` at itself with
@@ -35,284 +35,51 @@ tests run exactly the start-up path without an operator.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import copy
 import datetime
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import kopf
 from aiohttp import web
-from cryptography import x509
 
-from buildwright import health
 from buildwright import kube as api
 from buildwright.kube import Kube
-from buildwright.webhook import (
+from buildwright.webhook.certificates import (
+    Certificate,
+    certificate_from_secret,
+    certificate_usable,
+    generate_certificate,
+    merged_ca_bundle,
+    rotation_due,
+    seconds_until_check,
+    secret_data,
+    stored_certificate,
+)
+from buildwright.webhook.config import SERVICE_NAME, WebhookConfig
+from buildwright.webhook.crds import CRD_NAMES, patch_would_change, trusted_patch
+from buildwright.webhook.server import (
     DRAINING,
-    ca_bundle_patch,
-    generate_self_signed,
     reload_certificate,
     serve,
 )
 
 logger = logging.getLogger("buildwright.webhook")
 
-SERVICE_NAME = "buildwright-webhook"
-SERVICE_PORT = 443
-DEFAULT_PORT = 8443
-DEFAULT_NAMESPACE = "buildwright"
-DEFAULT_MANAGED_SECRET = "buildwright-webhook-cert"
 HEALTH_CHECK = "webhook"
-# On shutdown the webhook keeps answering this long (closing each connection after its
-# answer) while the Service takes the terminating Pod out of its endpoints.
-DEFAULT_DRAIN_SECONDS = 3.0
-CRD_NAMES = (
-    "builds.shipwright.io",
-    "buildruns.shipwright.io",
-    "buildstrategies.shipwright.io",
-    "clusterbuildstrategies.shipwright.io",
-)
-# A generated certificate lives 90 days and is replaced after 60: short enough that a leaked
-# key is not useful for long, long enough that rotation is a rare event.
-GENERATED_DAYS = 90
-# Renew when less than this share of the lifetime remains (cert-manager's default, too).
-RENEW_REMAINING_FRACTION = 1 / 3
-# Upper bound between checks: a renewed Secret is picked up within this time even when the
-# certificate we serve is still far from its renewal point.
-MAX_CHECK_INTERVAL = 3600.0
-# Lower bound, so that a failing renewal (API down, Secret not yet renewed) is retried without
-# spinning.
-MIN_CHECK_INTERVAL = 60.0
-
-_OFF_VALUES = frozenset({"off", "false", "0", "no", "disabled"})
 
 
 # --------------------------------------------------------------------------- configuration
 
 
-@dataclass(frozen=True)
-class WebhookConfig:
-    """Where the webhook listens, how the apiserver reaches it, where its certificate is from."""
-
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    namespace: str = DEFAULT_NAMESPACE
-    url: str | None = None
-    cert_secret: str | None = None
-    managed_secret: str | None = DEFAULT_MANAGED_SECRET
-    drain_seconds: float = DEFAULT_DRAIN_SECONDS
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookConfig:
-        env = os.environ if environ is None else environ
-        in_cluster = bool(env.get("KUBERNETES_SERVICE_HOST"))
-        port_text = env.get("BUILDWRIGHT_WEBHOOK_PORT", "") or str(DEFAULT_PORT)
-        try:
-            port = int(port_text)
-        except ValueError:
-            raise ValueError(
-                f"BUILDWRIGHT_WEBHOOK_PORT must be a port number, got {port_text!r}"
-            ) from None
-        if not 0 <= port <= 65535:
-            raise ValueError(f"BUILDWRIGHT_WEBHOOK_PORT out of range: {port}")
-        return cls(
-            enabled=env.get("BUILDWRIGHT_WEBHOOK", "on").strip().lower() not in _OFF_VALUES,
-            host=env.get("BUILDWRIGHT_WEBHOOK_HOST") or ("0.0.0.0" if in_cluster else "127.0.0.1"),
-            port=port,
-            namespace=env.get("BUILDWRIGHT_NAMESPACE") or DEFAULT_NAMESPACE,
-            url=env.get("BUILDWRIGHT_WEBHOOK_URL") or None,
-            cert_secret=env.get("BUILDWRIGHT_WEBHOOK_CERT_SECRET") or None,
-            managed_secret=_managed_secret(env.get("BUILDWRIGHT_WEBHOOK_SECRET")),
-            drain_seconds=_seconds(env, "BUILDWRIGHT_WEBHOOK_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
-        )
-
-    @property
-    def hostnames(self) -> list[str]:
-        """DNS names the generated certificate is valid for (service form and loopback)."""
-        service = f"{SERVICE_NAME}.{self.namespace}.svc"
-        return [service, f"{service}.cluster.local", "localhost"]
-
-    @property
-    def ip_addresses(self) -> list[str]:
-        return ["127.0.0.1"]
-
-    def crd_patch(self, ca_bundle: bytes) -> dict[str, Any]:
-        """The merge patch pointing a CRD's conversion at this webhook."""
-        if self.url is not None:
-            return ca_bundle_patch(ca_bundle, url=self.url)
-        return ca_bundle_patch(ca_bundle, service=(self.namespace, SERVICE_NAME, SERVICE_PORT))
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must not be negative")
-    return value
-
-
-def _managed_secret(value: str | None) -> str | None:
-    if value is None or not value.strip():
-        return DEFAULT_MANAGED_SECRET
-    return None if value.strip().lower() in _OFF_VALUES else value.strip()
-
-
 # --------------------------------------------------------------------------- pure decisions
 
 
-def trusted_patch(crd: Any, patch: dict[str, Any], ca: bytes) -> dict[str, Any]:
-    """`patch` with the CRD's present caBundle kept when that bundle already trusts `ca`: a
-    restart (same certificate), or a replica starting after a rotation whose bundle still
-    holds the previous CA too, then changes nothing."""
-    try:
-        current = crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"]
-        bundle = base64.b64decode(current)
-    except (KeyError, TypeError, ValueError):
-        return patch
-    if ca.strip() not in bundle:
-        return patch
-    kept = copy.deepcopy(patch)
-    kept["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = current
-    return kept
-
-
-def certificate_usable(certificate: Certificate | None, now: datetime.datetime) -> bool:
-    """A certificate from our Secret can be served as it is (present, not due for renewal)."""
-    return certificate is not None and not rotation_due(
-        certificate.not_before, certificate.not_after, now
-    )
-
-
-def patch_would_change(target: Any, patch: Any) -> bool:
-    """Whether applying JSON merge `patch` to `target` would change it.
-
-    Used so that a restart with the same certificate (a Secret) writes nothing: each CRD
-    update makes every apiserver rebuild the CRD's handlers.
-    """
-    if not isinstance(patch, dict):
-        return bool(target != patch)
-    if not isinstance(target, dict):
-        return True
-    for key, value in patch.items():
-        if value is None:
-            if key in target:
-                return True
-        elif key not in target or patch_would_change(target[key], value):
-            return True
-    return False
-
-
-def renewal_time(not_before: datetime.datetime, not_after: datetime.datetime) -> datetime.datetime:
-    """When a certificate valid from `not_before` to `not_after` should be replaced."""
-    return not_after - (not_after - not_before) * RENEW_REMAINING_FRACTION
-
-
-def rotation_due(
-    not_before: datetime.datetime, not_after: datetime.datetime, now: datetime.datetime
-) -> bool:
-    """True once less than a third of the certificate's lifetime remains (or it is invalid)."""
-    return now >= renewal_time(not_before, not_after) or now < not_before
-
-
-def seconds_until_check(
-    not_before: datetime.datetime,
-    not_after: datetime.datetime,
-    now: datetime.datetime,
-    *,
-    max_interval: float = MAX_CHECK_INTERVAL,
-    min_interval: float = MIN_CHECK_INTERVAL,
-) -> float:
-    """How long the rotation task sleeps before it looks again."""
-    remaining = (renewal_time(not_before, not_after) - now).total_seconds()
-    return max(min_interval, min(max_interval, remaining))
-
-
-def merged_ca_bundle(new_ca: bytes, previous_ca: bytes | None) -> bytes:
-    """The caBundle while a new CA takes over: the apiserver must trust the certificate
-    served before `reload_certificate` as well as the one served after it."""
-    if not previous_ca or previous_ca.strip() == new_ca.strip():
-        return new_ca
-    return new_ca.rstrip(b"\n") + b"\n" + previous_ca
-
-
 # --------------------------------------------------------------------------- certificates
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """PEM material: the CA the apiserver trusts, the serving certificate and its key."""
-
-    ca: bytes
-    cert: bytes
-    key: bytes
-
-    def _x509(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.cert)
-
-    @property
-    def not_before(self) -> datetime.datetime:
-        return self._x509().not_valid_before_utc
-
-    @property
-    def not_after(self) -> datetime.datetime:
-        return self._x509().not_valid_after_utc
-
-
-def generate_certificate(config: WebhookConfig, days: int = GENERATED_DAYS) -> Certificate:
-    ca, cert, key = generate_self_signed(config.hostnames, config.ip_addresses, days)
-    return Certificate(ca=ca, cert=cert, key=key)
-
-
-def secret_data(certificate: Certificate) -> dict[str, str]:
-    """The Secret `data` holding `certificate` (cert-manager's keys)."""
-    return {
-        key: base64.b64encode(value).decode("ascii")
-        for key, value in (
-            ("tls.crt", certificate.cert),
-            ("tls.key", certificate.key),
-            ("ca.crt", certificate.ca),
-        )
-    }
-
-
-def stored_certificate(secret: Mapping[str, Any] | None) -> Certificate | None:
-    """The certificate in our own Secret; None while it is empty or unreadable."""
-    if secret is None:
-        return None
-    try:
-        return certificate_from_secret(secret)
-    except (ValueError, TypeError):
-        return None
-
-
-def certificate_from_secret(secret: Mapping[str, Any]) -> Certificate:
-    """tls.crt/tls.key/ca.crt of a kubernetes.io/tls Secret (cert-manager's layout).
-
-    Without ca.crt the serving certificate must be self-signed and is its own CA.
-    """
-    data = secret.get("data") or {}
-    name = (secret.get("metadata") or {}).get("name", "?")
-    missing = [k for k in ("tls.crt", "tls.key") if not data.get(k)]
-    if missing:
-        raise ValueError(f"Secret {name} has no {' and no '.join(missing)}")
-    cert = base64.b64decode(data["tls.crt"])
-    key = base64.b64decode(data["tls.key"])
-    ca = base64.b64decode(data["ca.crt"]) if data.get("ca.crt") else cert
-    return Certificate(ca=ca, cert=cert, key=key)
 
 
 def _write_private(path: Path, content: bytes) -> None:
@@ -325,28 +92,6 @@ def _write_private(path: Path, content: bytes) -> None:
 
 
 # --------------------------------------------------------------------------- CRDs
-
-
-async def point_crds_at_webhook(
-    kube: Kube, patch: dict[str, Any], *, keep_trusting: bytes | None = None
-) -> list[str]:
-    """Merge-patch the shipwright.io CRDs that differ from `patch`; the names patched.
-    With `keep_trusting`, a CRD whose caBundle already holds that CA keeps its bundle.
-
-    A CRD that is not installed is skipped with a warning: the operator may be started before
-    its CRDs, and the next rotation (or restart) patches it.
-    """
-    patched = []
-    for name in CRD_NAMES:
-        crd = await kube.get(api.CRDS, None, name)
-        if crd is None:
-            logger.warning("CRD %s is not installed; its conversion webhook is not set", name)
-            continue
-        wanted = patch if keep_trusting is None else trusted_patch(crd, patch, keep_trusting)
-        if patch_would_change(crd, wanted):
-            await kube.merge_patch(api.CRDS, None, name, wanted)
-            patched.append(name)
-    return patched
 
 
 # --------------------------------------------------------------------------- the server
@@ -571,51 +316,23 @@ class WebhookServer:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------- kopf handlers
+async def point_crds_at_webhook(
+    kube: Kube, patch: dict[str, Any], *, keep_trusting: bytes | None = None
+) -> list[str]:
+    """Merge-patch the shipwright.io CRDs that differ from `patch`; the names patched.
+    With `keep_trusting`, a CRD whose caBundle already holds that CA keeps its bundle.
 
-_server: WebhookServer | None = None
-
-
-@kopf.on.startup()
-async def start_webhook(settings: kopf.OperatorSettings, **_: Any) -> None:
-    global _server
-    config = WebhookConfig.from_env()
-    if not config.enabled:
-        logger.info("conversion webhook disabled (BUILDWRIGHT_WEBHOOK=off)")
-        return
-    if _server is not None:  # kopf retried this handler after a later failure
-        return
-    # Imported here: buildwright.main imports the handler modules when it loads them.
-    from buildwright.handlers import context
-    from buildwright.main import connection_info
-
-    def leading() -> bool:
-        try:
-            return context.current().leading()
-        except RuntimeError:  # the operator's own start-up has not run
-            return False
-
-    kube = Kube(connection_info(settings))
-    server = WebhookServer(config, kube, leading=leading)
-    # Behind the Service, a replica takes conversion requests once it is ready.
-    health.set_not_ready(HEALTH_CHECK, "the conversion webhook is not serving yet")
-    try:
-        await server.start()
-    except BaseException:
-        await server.stop()
-        await kube.close()
-        raise
-    server.start_rotation()
-    health.set_ready(HEALTH_CHECK)
-    _server = server
-
-
-@kopf.on.cleanup()
-async def stop_webhook(**_: Any) -> None:
-    global _server
-    server, _server = _server, None
-    if server is not None:
-        health.set_not_ready(HEALTH_CHECK, "shutting down")
-        await server.drain(server.config.drain_seconds)
-        await server.stop()
-        await server.kube.close()
+    A CRD that is not installed is skipped with a warning: the operator may be started before
+    its CRDs, and the next rotation (or restart) patches it.
+    """
+    patched = []
+    for name in CRD_NAMES:
+        crd = await kube.get(api.CRDS, None, name)
+        if crd is None:
+            logger.warning("CRD %s is not installed; its conversion webhook is not set", name)
+            continue
+        wanted = patch if keep_trusting is None else trusted_patch(crd, patch, keep_trusting)
+        if patch_would_change(crd, wanted):
+            await kube.merge_patch(api.CRDS, None, name, wanted)
+            patched.append(name)
+    return patched
