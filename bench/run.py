@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shlex
 import ssl
 import statistics
@@ -61,13 +62,14 @@ rules:
 AUDIT_POLICY = AUDIT_POLICY_HEADER + "  - level: Metadata\n"
 # With --system shipwright|both: the bodies of writes too (except Secrets'), so that bytes
 # written can be counted per client. It costs the apiserver some CPU on both sides alike.
-AUDIT_POLICY_WITH_BODIES = AUDIT_POLICY_HEADER + """\
+AUDIT_BODIES_RULES = """\
   - level: Metadata
     resources: [{group: "", resources: ["secrets"]}]
   - level: Request
     verbs: ["create", "update", "patch"]
   - level: Metadata
 """
+AUDIT_POLICY_WITH_BODIES = AUDIT_POLICY_HEADER + AUDIT_BODIES_RULES
 
 
 # --------------------------------------------------------------------------- API client
@@ -874,7 +876,10 @@ def render_comparison(data: dict[str, Any]) -> str:
     """The two systems side by side, scenario by scenario."""
     systems = data["systems"]
     out = ["# Buildwright and Shipwright with Tekton, side by side", ""]
-    out.append(f"Run at {data['when']} with:")
+    if data.get("from_logs"):
+        out.append(f"Rendered at {data['when']} from the console output of the runs of:")
+    else:
+        out.append(f"Run at {data['when']} with:")
     out += ["", "```", data["command"], "```", "", "| machine | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in data["machine"].items()]
     for name, entry in systems.items():
@@ -1036,6 +1041,34 @@ async def run(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     return data
 
 
+RUN_HEADER = re.compile(r"\[(\w+)\] (\S+) run \d+/\d+: (.*)$")
+
+
+def comparison_from_logs(paths: list[Path], command: str) -> dict[str, Any]:
+    """The data of a comparison rebuilt from console logs of `--compare` runs (the figures
+    line each run prints), for runs stopped before they wrote their results. A later log's
+    run of a scenario replaces an earlier one's."""
+    systems: dict[str, Any] = {name: {"scenarios": {}} for name in SYSTEMS}
+    for path in paths:
+        header = None
+        for line in path.read_text().splitlines():
+            if match := RUN_HEADER.match(line):
+                header = match.groups()
+            elif line.startswith("  {") and header:
+                system, scenario, description = header
+                figures = json.loads(line)
+                systems[system]["scenarios"][scenario] = {
+                    "description": description, "repeats": 1,
+                    "median": median_figures([figures]), "runs": [figures],
+                }  # fmt: skip
+                header = None
+    info = machine()
+    info.pop("load average at start")  # of now, not of the runs: each run has its own
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return {"when": when, "command": command, "machine": info, "systems": systems,
+            "from_logs": True}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", action="append", choices=list(scenarios(False)),
@@ -1049,6 +1082,10 @@ def main() -> None:
         "after the other, side by side in the results",
     )  # fmt: skip
     parser.add_argument("--compare", action="store_true", help="the same as --system both")
+    parser.add_argument(
+        "--from-logs", type=Path, nargs="+", metavar="LOG",
+        help="run nothing: render the comparison from the console output of --compare runs",
+    )  # fmt: skip
     parser.add_argument(
         "--bound-rate", type=float, default=10.0, metavar="PER_SECOND",
         help="a run waits at most 60 s + BuildRuns / PER_SECOND for every BuildRun to finish "
@@ -1076,11 +1113,19 @@ def main() -> None:
         help="write the apiserver's pprof CPU profile and the operator's py-spy stacks here",
     )  # fmt: skip
     args = parser.parse_args()
-    if args.compare:
+    if args.compare or args.from_logs:
         args.system = "both"
     if args.out is None:
         name = "results.md" if args.system == "buildwright" else "results-peer.md"
         args.out = REPO / "bench" / name
+    if args.from_logs:
+        command = "\n".join(
+            line for log in args.from_logs for line in log.read_text().splitlines()
+            if line.startswith("$ ")
+        ) or "\n".join(f"# {log}" for log in args.from_logs)  # fmt: skip
+        args.out.write_text(render_comparison(comparison_from_logs(args.from_logs, command)))
+        print(f"wrote {args.out}")
+        return
     previous = load_previous(args.previous or args.out)
     env = dict(item.split("=", 1) for item in args.operator_env or [])
     with tempfile.TemporaryDirectory(prefix="buildwright-bench-") as tmp:
