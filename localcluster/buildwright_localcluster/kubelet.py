@@ -15,7 +15,9 @@ containers at once once its init containers are done; in a build Pod the entrypo
 of each step decides which one runs. `ScriptedExecutor` plays that entrypoint for the steps it
 scripts: a step's outcome starts when the step before it posted success, a step after a
 failure is skipped as the entrypoint skips it, and the termination message is the one the
-entrypoint would write.
+entrypoint would write. It reads the entrypoint's flags as buildwright writes them and as
+Tekton's own controller does (the benchmark's peer), and a step that waits for a Downward
+API file starts once the annotation shown in it is set.
 
 One module, over 500 lines: test tooling whose parts (the Pod driver, the scripted
 executor that plays Tekton's entrypoint, the REST helper) share the Pod's state machine and
