@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: generated venv control-plane entrypoint shp lint typecheck unit integration test chaos crds cluster cluster-down run e2e-local e2e-kind bench clean
+.PHONY: generated venv control-plane entrypoint shp lint typecheck unit integration test chaos crds cluster cluster-down run e2e-local e2e-kind bench bench-operator peer clean
 
 $(BIN)/buildwright: pyproject.toml localcluster/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,8 +52,21 @@ shp:
 e2e-local: venv control-plane entrypoint shp
 	$(BIN)/pytest -q e2e/local
 
-# Operator benchmarks (issue 9; minutes per scenario): BENCH_ARGS="--scenario steady-100 --quick".
-bench: venv control-plane
+# The peer of the comparison: Shipwright's build controller and Tekton's controller, built from
+# their Go modules into ~/.cache/buildwright/peer/ (minutes the first time; cached by version).
+peer:
+	@bash hack/build-peer.sh >/dev/null
+
+# buildwright and the peer side by side on one control plane, scenario by scenario (issue 18;
+# about an hour; writes bench/results-peer.md): BENCH_ARGS="--repeats 1",
+# BENCH_SCENARIOS="--scenario steady-10" for one scenario.
+BENCH_SCENARIOS ?= --scenario steady-10 --scenario steady-20 --scenario burst-500 --scenario memory-5000
+bench: venv control-plane peer
+	$(BIN)/python bench/run.py --compare --bound-rate 2 $(BENCH_SCENARIOS) $(BENCH_ARGS)
+
+# The operator alone, every scenario (issue 9; writes bench/results.md):
+# BENCH_ARGS="--scenario steady-100 --quick".
+bench-operator: venv control-plane
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 crds: venv

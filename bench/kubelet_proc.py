@@ -5,6 +5,9 @@ clock only for CPU, not for the GIL: receipt times the client records stay hones
 
 Every container exits 0 after `--duration` seconds; `step-results` also writes a
 termination message with an image digest, so each BuildRun can end `Succeeded` with output.
+In the Pods of the peer (Tekton's, for Shipwright's controller: bench/peer.py) the last step
+leaves the digest and size as result files, which Tekton's entrypoint reports in its
+termination message (the stand-in plays that entrypoint) for Shipwright to read.
 
 Run: python bench/kubelet_proc.py KUBECONFIG [--duration 0.005]; prints "ready" once it
 watches Pods, and stops when its standard input closes.
@@ -21,12 +24,9 @@ from typing import Any
 from buildwright_localcluster.kubelet import KubeletStandIn, Outcome, ScriptedExecutor
 
 DIGEST = "sha256:" + "cd" * 32
-RESULTS_MESSAGE = json.dumps(
-    [
-        {"key": "shp-image-digest", "value": DIGEST, "type": 1},
-        {"key": "shp-image-size", "value": "4242", "type": 1},
-    ]
-)
+RESULTS = {"shp-image-digest": DIGEST, "shp-image-size": "4242"}
+RESULTS_MESSAGE = json.dumps([{"key": k, "value": v, "type": 1} for k, v in RESULTS.items()])
+TEKTON_TASKRUN_LABEL = "tekton.dev/taskRun"
 
 
 class FastExecutor(ScriptedExecutor):
@@ -35,8 +35,14 @@ class FastExecutor(ScriptedExecutor):
     def __init__(self, duration: float) -> None:
         super().__init__(default_duration=duration)
         self.results = Outcome(message=RESULTS_MESSAGE, duration=duration)
+        self.result_files = Outcome(results=RESULTS, duration=duration)
 
     def outcome_for(self, pod: Mapping[str, Any], container: Mapping[str, Any]) -> Outcome:
+        labels = pod.get("metadata", {}).get("labels") or {}
+        if TEKTON_TASKRUN_LABEL in labels:
+            containers = pod.get("spec", {}).get("containers") or [{}]
+            last = container.get("name") == containers[-1].get("name")
+            return self.result_files if last else self.default
         if container.get("name") == "step-results":
             return self.results
         return self.default

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shlex
 import ssl
 import statistics
@@ -48,16 +49,27 @@ GROUP_VERSION = "shipwright.io/v1beta1"
 BUILD_NAME = "bench-build"
 PUSH_SECRET = "push-secret"
 OPERATOR_AGENTS = ("buildwright", "kopf/")
+SYSTEMS = ("buildwright", "shipwright")
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 READ_VERBS = {"get", "list"}
 
-AUDIT_POLICY = """\
+AUDIT_POLICY_HEADER = """\
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
+"""
+AUDIT_POLICY = AUDIT_POLICY_HEADER + "  - level: Metadata\n"
+# With --system shipwright|both: the bodies of writes too (except Secrets'), so that bytes
+# written can be counted per client. It costs the apiserver some CPU on both sides alike.
+AUDIT_BODIES_RULES = """\
+  - level: Metadata
+    resources: [{group: "", resources: ["secrets"]}]
+  - level: Request
+    verbs: ["create", "update", "patch"]
   - level: Metadata
 """
+AUDIT_POLICY_WITH_BODIES = AUDIT_POLICY_HEADER + AUDIT_BODIES_RULES
 
 
 # --------------------------------------------------------------------------- API client
@@ -154,6 +166,7 @@ class Track:
     done: float | None = None
     reason: str | None = None
     rank: int = RANK_NEW
+    digest: str | None = None
     resource_version: int = 0
     pod_uids: set[str] = field(default_factory=set)
 
@@ -198,6 +211,8 @@ class Observation:
         out["duplicate_pods"] = float(sum(max(len(t.pod_uids) - 1, 0) for t in tracks))
         out["without_pod"] = float(sum(1 for t in tracks if not t.pod_uids))
         out["not_succeeded"] = float(sum(1 for t in tracks if t.reason != "Succeeded"))
+        out["finished"] = float(sum(1 for t in tracks if t.done is not None))
+        out["without_digest"] = float(sum(1 for t in tracks if not t.digest))
         out["regressions"] = float(self.regressions)
         out["create_errors"] = float(self.create_errors)
         out["buildrun_events_per_buildrun"] = self.buildrun_events / self.count
@@ -279,6 +294,9 @@ async def drive(
         track.rank = max(track.rank, rank)
         if rank == RANK_DONE and track.done is None:
             track.done, track.reason = received, reason
+        digest = ((body.get("status") or {}).get("output") or {}).get("digest")
+        if digest:
+            track.digest = str(digest)
 
     def on_pod(kind: str, body: dict[str, Any], received: float) -> None:
         meta = body["metadata"]
@@ -372,19 +390,37 @@ def proc_memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
+def pids_cpu_seconds(pids: dict[str, int]) -> float:
+    return sum(proc_cpu_seconds(pid) for pid in pids.values())
+
+
+def pids_memory_mb(pids: dict[str, int]) -> dict[str, float]:
+    """Summed over the processes (the peer runs two); a sum of peaks bounds the joint peak."""
+    out = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for pid in pids.values():
+        for key, value in proc_memory_mb(pid).items():
+            out[key] += value
+    return out
+
+
 @dataclass
 class AuditCount:
     reads: int = 0
     writes: int = 0
     watches: int = 0
+    bytes_written: int = 0
+    """Request bodies of the writes, when the audit level records them (else 0)."""
     by_call: Counter[str] = field(default_factory=Counter)
     # Everyone else's requests in the namespace (the benchmark, the stand-in, controllers):
     # on two cores their cost is the apiserver's load too.
     others: Counter[str] = field(default_factory=Counter)
 
 
-def count_audit(path: Path, offset: int, namespace: str) -> AuditCount:
-    """The operator's requests in `namespace` logged after byte `offset`."""
+def count_audit(
+    path: Path, offset: int, namespace: str, agents: tuple[str, ...] = OPERATOR_AGENTS
+) -> AuditCount:
+    """The requests in `namespace` logged after byte `offset` of the clients whose user agent
+    starts with one of `agents` (the system under test: its operator or controllers)."""
     result = AuditCount()
     seen: set[str] = set()
     with path.open("rb") as log:
@@ -403,7 +439,7 @@ def count_audit(path: Path, offset: int, namespace: str) -> AuditCount:
             resource = ref.get("resource", "") + (
                 "/" + ref["subresource"] if ref.get("subresource") else ""
             )
-            if not agent.startswith(OPERATOR_AGENTS):
+            if not agent.startswith(agents):
                 result.others[f"{agent.split('/')[0]} {verb} {resource}"] += 1
                 continue
             if verb == "watch":
@@ -412,25 +448,72 @@ def count_audit(path: Path, offset: int, namespace: str) -> AuditCount:
                 result.reads += 1
             elif verb in WRITE_VERBS:
                 result.writes += 1
+                if "requestObject" in entry:
+                    body = json.dumps(entry["requestObject"], separators=(",", ":"))
+                    result.bytes_written += len(body.encode())
             code = (entry.get("responseStatus") or {}).get("code", "")
             result.by_call[f"{verb} {resource} {code}"] += 1
     return result
 
 
+class BuildwrightSystem:
+    """The operator under test: `buildwright run`, as the integration tests run it."""
+
+    name = "buildwright"
+    agents = OPERATOR_AGENTS
+
+    def __init__(self, kubeconfig: Path, workdir: Path, env: dict[str, str]) -> None:
+        from tests.integration.operator_process import OperatorProcess
+
+        self.kubeconfig = kubeconfig
+        self.operator = OperatorProcess(kubeconfig, workdir, env)
+
+    def install(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        apply = ["kubectl", "apply", "--server-side", "--force-conflicts", "-k"]
+        subprocess.run([*apply, str(REPO / "crds")], check=True, capture_output=True, env=env,
+                       timeout=120)  # fmt: skip
+        # Strategies can only be created once their CRD is served.
+        subprocess.run(
+            ["kubectl", "wait", "--for=condition=Established", "--timeout=60s",
+             "crd", "-l", "app.kubernetes.io/part-of=buildwright"],
+            check=True, capture_output=True, env=env, timeout=90,
+        )  # fmt: skip
+        subprocess.run([*apply, str(REPO / "strategies")], check=True, capture_output=True,
+                       env=env, timeout=120)  # fmt: skip
+
+    def start(self) -> None:
+        self.operator.start()
+
+    def restart(self) -> None:
+        self.operator.stop()
+        self.operator.start()
+
+    def stop(self) -> None:
+        self.operator.stop()
+
+    def pids(self) -> dict[str, int]:
+        assert self.operator.process is not None
+        return {"operator": self.operator.process.pid}
+
+
 class Bench:
-    """The control plane, the operator and the kubelet stand-in for a whole benchmark run."""
+    """The control plane and the kubelet stand-in for a whole benchmark run, and the system
+    under test on it (buildwright's operator, or the peer: bench/peer.py)."""
 
     def __init__(
         self,
         workdir: Path,
         operator_env: dict[str, str] | None = None,
         profile_dir: Path | None = None,
+        *,
+        audit_bodies: bool = False,
     ) -> None:
         from buildwright_localcluster.controlplane import ControlPlane
 
         self.workdir = workdir
         policy = workdir / "audit-policy.yaml"
-        policy.write_text(AUDIT_POLICY)
+        policy.write_text(AUDIT_POLICY_WITH_BODIES if audit_bodies else AUDIT_POLICY)
         self.audit_log = workdir / "audit.log"
         self.control_plane = ControlPlane(
             extra_apiserver_args=(
@@ -444,27 +527,15 @@ class Bench:
         )
         self.profile_dir = profile_dir
         self.kubelet: subprocess.Popen[str] | None = None
-        self.operator: Any = None
+        self.system: Any = None
+        self.peer_qps: float | None = None
+        self.bound_rate = 10.0  # BuildRuns per second the wait for a run's end allows for
         # As the image runs it (Dockerfile); --operator-env PYTHONMALLOC=pymalloc to compare.
         self.operator_env = {"PYTHONMALLOC": "malloc", **(operator_env or {})}
 
     def start(self) -> None:
-        from tests.integration.operator_process import OperatorProcess
-
         self.control_plane.start()
         kubeconfig = self.control_plane.kubeconfig_path
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-        apply = ["kubectl", "apply", "--server-side", "--force-conflicts", "-k"]
-        subprocess.run([*apply, str(REPO / "crds")], check=True, capture_output=True, env=env,
-                       timeout=120)  # fmt: skip
-        # Strategies can only be created once their CRD is served.
-        subprocess.run(
-            ["kubectl", "wait", "--for=condition=Established", "--timeout=60s",
-             "crd", "-l", "app.kubernetes.io/part-of=buildwright"],
-            check=True, capture_output=True, env=env, timeout=90,
-        )  # fmt: skip
-        subprocess.run([*apply, str(REPO / "strategies")], check=True, capture_output=True,
-                       env=env, timeout=120)  # fmt: skip
         self.kubelet = subprocess.Popen(
             [sys.executable, str(REPO / "bench" / "kubelet_proc.py"), str(kubeconfig)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
@@ -472,27 +543,42 @@ class Bench:
         assert self.kubelet.stdout is not None
         if self.kubelet.stdout.readline().strip() != "ready":
             raise RuntimeError("the kubelet stand-in did not start")
-        self.operator = OperatorProcess(kubeconfig, self.workdir, self.operator_env)
-        self.operator.start()
+
+    def use(self, name: str) -> None:
+        """Stop the system running now, install `name`'s and start it."""
+        if self.system is not None:
+            self.system.stop()
+            self.system = None
+        kubeconfig = self.control_plane.kubeconfig_path
+        if name == "buildwright":
+            system: Any = BuildwrightSystem(kubeconfig, self.workdir, self.operator_env)
+        else:
+            from bench import peer
+
+            system = peer.Peer(peer.build(), kubeconfig, self.workdir, qps=self.peer_qps)
+        system.install()
+        system.start()
+        self.system = system
 
     def restart_operator(self) -> None:
-        self.operator.stop()
-        self.operator.start()
+        self.system.restart()
 
     def other_pids(self) -> dict[str, int]:
-        """The processes competing with the operator for the machine's cores."""
+        """The processes competing with the system under test for the machine's cores."""
         names = ("etcd", "apiserver", "controller_manager")
         pids = dict(zip(names, self.control_plane.pids, strict=True))
         assert self.kubelet is not None
         return {**pids, "kubelet_standin": self.kubelet.pid, "bench_client": os.getpid()}
 
     @property
-    def operator_pid(self) -> int:
-        return int(self.operator.process.pid)
+    def operator_pids(self) -> dict[str, int]:
+        """The system's own processes: the operator, or the peer's two controllers."""
+        pids: dict[str, int] = self.system.pids()
+        return pids
 
     def stop(self) -> None:
-        if self.operator is not None:
-            self.operator.stop()
+        if self.system is not None:
+            self.system.stop()
         if self.kubelet is not None:
             assert self.kubelet.stdin is not None
             self.kubelet.stdin.close()
@@ -595,26 +681,34 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
     await asyncio.to_thread(bench.restart_operator)
     namespace = f"bench-{scenario.name}-{index}-{uuid.uuid4().hex[:6]}"
     await prepare_namespace(api, namespace)
-    pid = bench.operator_pid
+    pids = bench.operator_pids
     await asyncio.sleep(2.0)  # let start-up work settle before the idle reading
-    idle_cpu = proc_cpu_seconds(pid)
-    idle_memory = proc_memory_mb(pid)
+    load_at_start = os.getloadavg()[0]
+    idle_cpu = pids_cpu_seconds(pids)
+    idle_each = {name: proc_cpu_seconds(pid) for name, pid in pids.items()}
+    idle_memory = pids_memory_mb(pids)
     offset = bench.audit_log.stat().st_size
     others = bench.other_pids()
     others_before = {name: proc_cpu_seconds(p) for name, p in others.items()}
-    timeout = 60 + scenario.count / 10
+    timeout = 60 + scenario.count / bench.bound_rate
     profiles = start_profiles(bench, api, f"{scenario.name}-{index}", scenario)
     obs = await drive(api, namespace, count=scenario.count, rate=scenario.rate, timeout=timeout)
     await profiles
     figures = obs.summary()
-    busy_cpu = proc_cpu_seconds(pid) - idle_cpu
-    memory = proc_memory_mb(pid)
+    busy_cpu = pids_cpu_seconds(pids) - idle_cpu
+    memory = pids_memory_mb(pids)
     figures["operator_cpu_s"] = busy_cpu
+    figures["load_1m_at_start"] = load_at_start
+    figures["load_1m_at_end"] = os.getloadavg()[0]
+    if len(pids) > 1:
+        for name, pid in pids.items():
+            figures[f"{name.replace('-', '_')}_cpu_s"] = proc_cpu_seconds(pid) - idle_each[name]
     for name, other in others.items():
         figures[f"{name}_cpu_s"] = proc_cpu_seconds(other) - others_before[name]
     figures["operator_cpu_ms_per_buildrun"] = busy_cpu * 1000 / scenario.count
     figures["operator_ceiling_per_core"] = scenario.count / busy_cpu if busy_cpu else 0.0
     figures["apiserver_cpu_ms_per_buildrun"] = figures["apiserver_cpu_s"] * 1000 / scenario.count
+    figures["etcd_cpu_ms_per_buildrun"] = figures["etcd_cpu_s"] * 1000 / scenario.count
     figures["operator_rss_idle_mb"] = idle_memory["VmRSS"]
     figures["operator_rss_mb"] = memory["VmRSS"]
     figures["operator_peak_rss_mb"] = memory["VmHWM"]
@@ -622,16 +716,18 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
         # Present, finished, idle: what keeping thousands of BuildRuns costs (after the
         # operator's periodic return of freed memory, every 10 s).
         await asyncio.sleep(25.0)
-        figures["operator_rss_with_all_present_mb"] = proc_memory_mb(pid)["VmRSS"]
+        figures["operator_rss_with_all_present_mb"] = pids_memory_mb(pids)["VmRSS"]
         figures.update(await restarted_with_all_present(bench))
     await asyncio.sleep(1.0)  # the audit log's last lines
-    audit = count_audit(bench.audit_log, offset, namespace)
+    audit = count_audit(bench.audit_log, offset, namespace, bench.system.agents)
     if audit.reads + audit.writes == 0:
         raise RuntimeError("no operator requests in the audit log (rotated?)")
     figures["requests_per_buildrun"] = (audit.reads + audit.writes) / scenario.count
     figures["reads_per_buildrun"] = audit.reads / scenario.count
     figures["writes_per_buildrun"] = audit.writes / scenario.count
     figures["watches_per_buildrun"] = audit.watches / scenario.count
+    if audit.bytes_written:
+        figures["bytes_written_per_buildrun"] = audit.bytes_written / scenario.count
     figures["pod_create_conflicts"] = float(audit.by_call.get("create pods 409", 0))
     breakdown = ", ".join(f"{k}: {v / scenario.count:.2f}" for k, v in audit.by_call.most_common())
     print(f"  requests per BuildRun: {breakdown}", flush=True)
@@ -646,6 +742,8 @@ async def run_once(bench: Bench, api: Api, scenario: Scenario, index: int) -> di
 ROWS: list[tuple[str, str, str]] = [
     # key, label, format
     ("buildruns", "BuildRuns", "{:.0f}"),
+    ("load_1m_at_start", "machine load (1-min average) at the start", "{:.2f}"),
+    ("load_1m_at_end", "machine load (1-min average) at the end", "{:.2f}"),
     ("create_rate", "achieved create rate (/s)", "{:.1f}"),
     ("to_pod_p50_ms", "created → Pod p50 (ms)", "{:.1f}"),
     ("to_pod_p95_ms", "created → Pod p95 (ms)", "{:.1f}"),
@@ -664,20 +762,26 @@ ROWS: list[tuple[str, str, str]] = [
     ("pod_events_per_buildrun", "Pod watch events / BuildRun", "{:.2f}"),
     ("duplicate_pods", "duplicate Pods", "{:.0f}"),
     ("without_pod", "BuildRuns without Pod", "{:.0f}"),
+    ("finished", "BuildRuns finished within the bound", "{:.0f}"),
     ("not_succeeded", "BuildRuns not Succeeded", "{:.0f}"),
+    ("without_digest", "BuildRuns without status.output.digest", "{:.0f}"),
     ("regressions", "status regressions", "{:.0f}"),
     ("pod_create_conflicts", "Pod creates answered 409", "{:.0f}"),
     ("requests_per_buildrun", "API requests / BuildRun", "{:.2f}"),
     ("reads_per_buildrun", "… reads", "{:.2f}"),
     ("writes_per_buildrun", "… writes", "{:.2f}"),
     ("watches_per_buildrun", "… watches", "{:.3f}"),
+    ("bytes_written_per_buildrun", "bytes written / BuildRun (request bodies)", "{:.0f}"),
     ("operator_cpu_s", "operator CPU (s)", "{:.1f}"),
+    ("shipwright_build_controller_cpu_s", "… Shipwright's build controller (s)", "{:.1f}"),
+    ("tekton_controller_cpu_s", "… Tekton's controller (s)", "{:.1f}"),
     ("operator_cpu_ms_per_buildrun", "operator CPU / BuildRun (ms)", "{:.2f}"),
     ("operator_ceiling_per_core", "operator-bound ceiling: 1 core ÷ CPU per BuildRun (/s)",
      "{:.0f}"),
     ("apiserver_cpu_s", "kube-apiserver CPU (s)", "{:.1f}"),
     ("apiserver_cpu_ms_per_buildrun", "kube-apiserver CPU / BuildRun (ms)", "{:.1f}"),
     ("etcd_cpu_s", "etcd CPU (s)", "{:.1f}"),
+    ("etcd_cpu_ms_per_buildrun", "etcd CPU / BuildRun (ms)", "{:.1f}"),
     ("kubelet_standin_cpu_s", "kubelet stand-in CPU (s)", "{:.1f}"),
     ("bench_client_cpu_s", "benchmark client CPU (s)", "{:.1f}"),
     ("operator_rss_idle_mb", "operator RSS idle (MB)", "{:.1f}"),
@@ -757,6 +861,56 @@ def render(data: dict[str, Any], previous: dict[str, Any] | None) -> str:
     return "\n".join(out) + "\n"
 
 
+COMPARED = (
+    "Each figure is the median over the repeats of a scenario; latencies are local receipt "
+    "times of watch events. 'operator' is buildwright's operator on the buildwright side "
+    "and the sum of Shipwright's build controller and Tekton's controller on the peer's (RSS: "
+    "the sum of both processes; peak: the sum of their peaks). API requests and bytes are "
+    "those of the system's own clients (audit log, by user agent) in the scenario's "
+    "namespace; bytes are the JSON request bodies of their writes as the audit log records "
+    "them. Ratio = shipwright ÷ buildwright."
+)
+
+
+def render_comparison(data: dict[str, Any]) -> str:
+    """The two systems side by side, scenario by scenario."""
+    systems = data["systems"]
+    out = ["# Buildwright and Shipwright with Tekton, side by side", ""]
+    if data.get("from_logs"):
+        out.append(f"Rendered at {data['when']} from the console output of the runs of:")
+    else:
+        out.append(f"Run at {data['when']} with:")
+    out += ["", "```", data["command"], "```", "", "| machine | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in data["machine"].items()]
+    for name, entry in systems.items():
+        if "seconds" in entry:
+            out.append(f"| {name}: wall time of its runs | {entry['seconds']:.0f} s |")
+    out += ["", COMPARED, ""]
+    for name, entry in systems.items():
+        if "error" in entry:
+            out += [f"**{name} did not finish:** `{entry['error']}`", ""]
+    names = list(systems)
+    order = [s for entry in systems.values() for s in entry.get("scenarios", {})]
+    for scenario in dict.fromkeys(order):
+        found = {n: systems[n].get("scenarios", {}).get(scenario) for n in names}
+        first = next(e for e in found.values() if e)
+        runs = ", ".join(f"{n} {e['repeats'] if e else 0}" for n, e in found.items())
+        out += [f"## {scenario}: {first['description']}; runs: {runs}", ""]
+        out += ["| figure | " + " | ".join(names) + " | ratio |",
+                "|---|" + "---:|" * (len(names) + 1)]  # fmt: skip
+        for key, label, fmt in ROWS:
+            values = [(found[n] or {}).get("median", {}).get(key) for n in names]
+            if all(v is None for v in values):
+                continue
+            cells = [fmt.format(v) if v is not None else "–" for v in values]
+            base, other = values[0], values[-1]
+            ratio = f"{other / base:.2f}" if base and other is not None else "–"
+            out.append(f"| {label} | " + " | ".join(cells) + f" | {ratio} |")
+        out.append("")
+    out.append(DATA_MARK + json.dumps(data) + " -->")
+    return "\n".join(out) + "\n"
+
+
 def median_figures(runs: list[dict[str, float]]) -> dict[str, float]:
     keys = {k for run in runs for k in run}
     return {k: statistics.median(r[k] for r in runs if k in r) for k in sorted(keys)}
@@ -766,20 +920,20 @@ async def restarted_with_all_present(bench: Bench) -> dict[str, float]:
     """A fresh operator in a cluster holding every BuildRun and Pod of the scenario: its peak
     while it lists and catches up with them all, and its size once settled (CPU quiet)."""
     await asyncio.to_thread(bench.restart_operator)
-    pid = bench.operator_pid
+    pids = bench.operator_pids
     began = time.monotonic()
-    previous = proc_cpu_seconds(pid)
+    previous = pids_cpu_seconds(pids)
     while time.monotonic() - began < 300:
         await asyncio.sleep(2.0)
-        current = proc_cpu_seconds(pid)
+        current = pids_cpu_seconds(pids)
         if current - previous < 0.05:
             break
         previous = current
-    peak = proc_memory_mb(pid)["VmHWM"]
-    cpu = proc_cpu_seconds(pid)
+    peak = pids_memory_mb(pids)["VmHWM"]
+    cpu = pids_cpu_seconds(pids)
     # Quiet for a while: the operator returns freed memory every 10 s (buildwright.memory).
     await asyncio.sleep(25.0)
-    memory = proc_memory_mb(pid)
+    memory = pids_memory_mb(pids)
     return {
         "restart_cpu_s": cpu,
         "restart_peak_rss_mb": peak,
@@ -808,10 +962,13 @@ def start_profiles(bench: Bench, api: Api, label: str, scenario: Scenario) -> as
         (bench.profile_dir / f"{label}.apiserver.pprof").write_bytes(data)
 
     async def operator() -> None:
+        if "operator" not in bench.operator_pids:
+            return  # the peer's controllers are Go: no py-spy
         out = bench.profile_dir / f"{label}.operator.txt"
         proc = await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
-            "--rate", "200", "-d", str(seconds), "-p", str(bench.operator_pid), "-o", str(out),
+            "--rate", "200", "-d", str(seconds), "-p", str(bench.operator_pids["operator"]),
+            "-o", str(out),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         await proc.wait()
@@ -823,6 +980,30 @@ def start_profiles(bench: Bench, api: Api, label: str, scenario: Scenario) -> as
 # --------------------------------------------------------------------------- main
 
 
+async def run_system(
+    args: argparse.Namespace, bench: Bench, api: Api, chosen: list[Scenario]
+) -> dict[str, Any]:
+    """Every chosen scenario against the system running on `bench` now."""
+    results: dict[str, Any] = {}
+    for scenario in chosen:
+        repeats = args.repeats or scenario.repeats
+        runs = []
+        for index in range(repeats):
+            print(f"[{bench.system.name}] {scenario.name} run {index + 1}/{repeats}: "
+                  f"{scenario.description}", flush=True)  # fmt: skip
+            figures = await run_once(bench, api, scenario, index)
+            print("  " + json.dumps({k: round(v, 2) for k, v in figures.items()}),
+                  flush=True)  # fmt: skip
+            runs.append(figures)
+        results[scenario.name] = {
+            "description": scenario.description,
+            "repeats": repeats,
+            "median": median_figures(runs),
+            "runs": runs,
+        }
+    return results
+
+
 async def run(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     table = scenarios(args.quick)
     chosen = [table[name] for name in (args.scenario or list(table))]
@@ -831,29 +1012,61 @@ async def run(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/run.py",
                                                       *sys.argv[1:]]),
         "machine": machine(),
-        "scenarios": {},
     }  # fmt: skip
     api = Api(bench.control_plane.kubeconfig_path)
     try:
+        if args.system != "both":
+            await asyncio.to_thread(bench.use, args.system)
+            data["system"] = args.system
+            data["scenarios"] = await run_system(args, bench, api, chosen)
+            return data
+        # Scenario by scenario, one system after the other on the same control plane and
+        # stand-in: on a shared machine, the two runs of a scenario then see the closest load.
+        data["systems"] = {name: {"scenarios": {}, "seconds": 0.0} for name in SYSTEMS}
         for scenario in chosen:
-            repeats = args.repeats or scenario.repeats
-            runs = []
-            for index in range(repeats):
-                print(f"{scenario.name} run {index + 1}/{repeats}: {scenario.description}",
-                      flush=True)  # fmt: skip
-                figures = await run_once(bench, api, scenario, index)
-                print("  " + json.dumps({k: round(v, 2) for k, v in figures.items()}),
-                      flush=True)  # fmt: skip
-                runs.append(figures)
-            data["scenarios"][scenario.name] = {
-                "description": scenario.description,
-                "repeats": repeats,
-                "median": median_figures(runs),
-                "runs": runs,
-            }
+            for name in SYSTEMS:
+                entry = data["systems"][name]
+                if "error" in entry:
+                    continue
+                began = time.monotonic()
+                try:
+                    await asyncio.to_thread(bench.use, name)
+                    entry["scenarios"].update(await run_system(args, bench, api, [scenario]))
+                except Exception as error:  # the other system's figures still count
+                    entry["error"] = f"{scenario.name}: {type(error).__name__}: {error}"
+                    print(f"[{name}] stopped: {entry['error']}", flush=True)
+                entry["seconds"] += time.monotonic() - began
     finally:
         await api.close()
     return data
+
+
+RUN_HEADER = re.compile(r"\[(\w+)\] (\S+) run \d+/\d+: (.*)$")
+
+
+def comparison_from_logs(paths: list[Path], command: str) -> dict[str, Any]:
+    """The data of a comparison rebuilt from console logs of `--compare` runs (the figures
+    line each run prints), for runs stopped before they wrote their results. A later log's
+    run of a scenario replaces an earlier one's."""
+    systems: dict[str, Any] = {name: {"scenarios": {}} for name in SYSTEMS}
+    for path in paths:
+        header = None
+        for line in path.read_text().splitlines():
+            if match := RUN_HEADER.match(line):
+                header = match.groups()
+            elif line.startswith("  {") and header:
+                system, scenario, description = header
+                figures = json.loads(line)
+                systems[system]["scenarios"][scenario] = {
+                    "description": description, "repeats": 1,
+                    "median": median_figures([figures]), "runs": [figures],
+                }  # fmt: skip
+                header = None
+    info = machine()
+    info.pop("load average at start")  # of now, not of the runs: each run has its own
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return {"when": when, "command": command, "machine": info, "systems": systems,
+            "from_logs": True}  # fmt: skip
 
 
 def main() -> None:
@@ -862,7 +1075,32 @@ def main() -> None:
                         help="run only this scenario (repeatable); default: all")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="smaller counts, one run each")
     parser.add_argument("--repeats", type=int, help="override the number of runs per scenario")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.md")
+    parser.add_argument(
+        "--system", choices=[*SYSTEMS, "both"], default="buildwright",
+        help="what runs the BuildRuns: buildwright's operator, Shipwright's build controller "
+        "with Tekton (bench/peer.py; built by hack/build-peer.sh when missing), or both, one "
+        "after the other, side by side in the results",
+    )  # fmt: skip
+    parser.add_argument("--compare", action="store_true", help="the same as --system both")
+    parser.add_argument(
+        "--from-logs", type=Path, nargs="+", metavar="LOG",
+        help="run nothing: render the comparison from the console output of --compare runs",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bound-rate", type=float, default=10.0, metavar="PER_SECOND",
+        help="a run waits at most 60 s + BuildRuns / PER_SECOND for every BuildRun to finish "
+        "(default 10); the peer needs a lower one on two cores",
+    )  # fmt: skip
+    parser.add_argument(
+        "--peer-qps", type=float, metavar="QPS",
+        help="client-side rate limit of both peer controllers (KUBE_API_QPS, burst twice as "
+        "much; Tekton doubles both); default: as their releases ship (Tekton 20/s, Shipwright "
+        "unlimited)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path,
+        help="default: bench/results.md for buildwright alone, else bench/results-peer.md",
+    )  # fmt: skip
     parser.add_argument(
         "--previous", type=Path, help="results file to compare with (default: --out as it was)"
     )
@@ -875,10 +1113,25 @@ def main() -> None:
         help="write the apiserver's pprof CPU profile and the operator's py-spy stacks here",
     )  # fmt: skip
     args = parser.parse_args()
+    if args.compare or args.from_logs:
+        args.system = "both"
+    if args.out is None:
+        name = "results.md" if args.system == "buildwright" else "results-peer.md"
+        args.out = REPO / "bench" / name
+    if args.from_logs:
+        command = "\n".join(
+            line for log in args.from_logs for line in log.read_text().splitlines()
+            if line.startswith("$ ")
+        ) or "\n".join(f"# {log}" for log in args.from_logs)  # fmt: skip
+        args.out.write_text(render_comparison(comparison_from_logs(args.from_logs, command)))
+        print(f"wrote {args.out}")
+        return
     previous = load_previous(args.previous or args.out)
     env = dict(item.split("=", 1) for item in args.operator_env or [])
     with tempfile.TemporaryDirectory(prefix="buildwright-bench-") as tmp:
-        bench = Bench(Path(tmp), env, args.profile)
+        bench = Bench(Path(tmp), env, args.profile, audit_bodies=args.system != "buildwright")
+        bench.peer_qps = args.peer_qps
+        bench.bound_rate = args.bound_rate
         # Outside the event loop, so that SIGTERM (turned into SystemExit by the control
         # plane) or Ctrl-C still stops the operator and the stand-in, not only the cluster.
         try:
@@ -886,7 +1139,11 @@ def main() -> None:
             data = asyncio.run(run(args, bench))
         finally:
             bench.stop()
-    args.out.write_text(render(data, previous))
+    if "systems" in data:
+        args.out.write_text(render_comparison(data))
+    else:
+        comparable = previous if previous and "scenarios" in previous else None
+        args.out.write_text(render(data, comparable))
     print(f"wrote {args.out}")
 
 

@@ -71,7 +71,10 @@ class Env:
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildRun",
             "metadata": {"generateName": f"{build}-"}, "spec": {"build": {"name": build}},
         }  # fmt: skip
-        name = self.create("buildruns", body)["metadata"]["name"]
+        return self.finished(self.create("buildruns", body)["metadata"]["name"])
+
+    def finished(self, name: str) -> Body:
+        """Wait until BuildRun `name` finished (either way)."""
 
         def finished() -> Body | None:
             run = self.get("buildruns", name)

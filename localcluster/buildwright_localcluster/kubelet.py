@@ -15,7 +15,9 @@ containers at once once its init containers are done; in a build Pod the entrypo
 of each step decides which one runs. `ScriptedExecutor` plays that entrypoint for the steps it
 scripts: a step's outcome starts when the step before it posted success, a step after a
 failure is skipped as the entrypoint skips it, and the termination message is the one the
-entrypoint would write.
+entrypoint would write. It reads the entrypoint's flags as buildwright writes them and as
+Tekton's own controller does (the benchmark's peer), and a step that waits for a Downward
+API file starts once the annotation shown in it is set.
 
 One module, over 500 lines: test tooling whose parts (the Pod driver, the scripted
 executor that plays Tekton's entrypoint, the REST helper) share the Pod's state machine and
@@ -208,6 +210,47 @@ def entrypoint_message(written: str, results: Mapping[str, str], skipped: bool) 
     return json.dumps(entries, separators=(",", ":"))
 
 
+# Flags of Tekton's entrypoint that take no value (its cmd/entrypoint/main.go).
+_ENTRYPOINT_BOOLEAN_FLAGS = frozenset(
+    {"wait_file_content", "breakpoint_on_failure", "debug_before_step", "enable_spire"}
+)
+
+
+def paired_entrypoint_flags(container: Container) -> Container:
+    """`container` with its entrypoint flags as `-name value` pairs, the form buildwright's
+    Pods use: Tekton's own Pods also pass `-name=value` and value-less boolean flags, which
+    are dropped (none of them changes what a scripted step does)."""
+    args = [str(arg) for arg in container.get("args") or []]
+    if "--" not in args:
+        return container
+    split = args.index("--")
+    paired: list[str] = []
+    for arg in args[:split]:
+        name, equals, value = arg.lstrip("-").partition("=")
+        if name in _ENTRYPOINT_BOOLEAN_FLAGS:
+            continue
+        paired += [f"-{name}", value] if equals else [arg]
+    return {**container, "args": [*paired, *args[split:]]}
+
+
+def downward_annotation(pod: Pod, container: Container, path: str | None) -> str | None:
+    """The annotation whose value the Downward API file `path` of `container` holds, if it is
+    one: Tekton's first step waits until its `tekton.dev/ready` file has content, which its
+    controller sets once the Pod runs (and at creation where no sidecar can be injected)."""
+    if not path:
+        return None
+    volumes = {v.get("name"): v for v in pod.get("spec", {}).get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        items = (volumes.get(mount.get("name")) or {}).get("downwardAPI", {}).get("items") or []
+        for item in items:
+            if f"{mount.get('mountPath', '').rstrip('/')}/{item.get('path')}" != path:
+                continue
+            field_path = str(item.get("fieldRef", {}).get("fieldPath", ""))
+            key = field_path.removeprefix("metadata.annotations['").removesuffix("']")
+            return key if key != field_path else None
+    return None
+
+
 class _PostBoard:
     """The post files of one Pod's steps, as the entrypoint leaves them in /tekton/run:
     each path is posted once, as success or as failure (`<path>.err`)."""
@@ -323,6 +366,7 @@ class ScriptedExecutor:
         self._lock = threading.Lock()
         self._timers = _Timers()
         self._boards: dict[str, _PostBoard] = {}
+        self._downward: dict[str, dict[str, str]] = {}  # uid -> waited file -> annotation
 
     def script(self, namespace: str, outcomes: Mapping[str, Outcome]) -> None:
         with self._lock:
@@ -344,18 +388,39 @@ class ScriptedExecutor:
 
     def start(self, pod: Pod, container: Container, notify: Callable[[], None]) -> ContainerRun:
         outcome = self.outcome_for(pod, container)
-        step = sequenced_step(container)
+        step = sequenced_step(paired_entrypoint_flags(container))
         if step is None:
             return _ScriptedRun(outcome, notify, self._timers)
         uid = str(pod.get("metadata", {}).get("uid", ""))
+        annotation = downward_annotation(pod, container, step.wait_file)
         with self._lock:
             board = self._boards.setdefault(uid, _PostBoard())
-        return _SequencedRun(outcome, step, board, notify, self._timers)
+            if annotation and step.wait_file:
+                self._downward.setdefault(uid, {})[step.wait_file] = annotation
+        run = _SequencedRun(outcome, step, board, notify, self._timers)
+        self.observe(pod)
+        return run
+
+    def observe(self, pod: Pod) -> None:
+        """A newer version of a running Pod: Downward API files waited for get their content
+        when the annotation they show is set."""
+        meta = pod.get("metadata", {})
+        annotations = meta.get("annotations") or {}
+        with self._lock:
+            board = self._boards.get(str(meta.get("uid", "")))
+            waits = self._downward.get(str(meta.get("uid", ""))) or {}
+            ready = [path for path, key in waits.items() if annotations.get(key)]
+            for path in ready:
+                del waits[path]
+        for path in ready:
+            if board is not None:
+                board.post(path, True)
 
     def release(self, pod: Pod) -> None:
         """Forget a Pod whose driver is done."""
         with self._lock:
             self._boards.pop(str(pod.get("metadata", {}).get("uid", "")), None)
+            self._downward.pop(str(pod.get("metadata", {}).get("uid", "")), None)
 
     def close(self) -> None:
         self._timers.close()
@@ -576,6 +641,9 @@ class _PodDriver:
     def observe(self, pod: Pod) -> None:
         with self._lock:
             self.pod = pod
+        observe = getattr(self.kubelet.executor, "observe", None)
+        if observe is not None:
+            observe(pod)  # an annotation shown through the Downward API may have changed
         if pod.get("metadata", {}).get("deletionTimestamp"):
             self.wake.set()
 

@@ -24,6 +24,7 @@ from buildwright.handlers import buildruns, builds, common, context, watches
 from buildwright.handlers.login import connection_info
 from buildwright.kube import Kube
 from buildwright.state import Key
+from buildwright.triggers import service as triggers
 
 logger = logging.getLogger("buildwright")
 
@@ -118,11 +119,12 @@ def install_kopf_refusals() -> None:
 STARTUP_CHECK = "startup"
 health.set_not_ready(STARTUP_CHECK, "the operator is starting")
 _metrics_server: Any = None
+_triggers: triggers.Triggers | None = None
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    global _metrics_server
+    global _metrics_server, _triggers
     configured: Settings = memo.settings
     # Events are ours to post, few and meaningful; kopf's per-handler ones would double the
     # API writes (docs/kopf.md: ~20% throughput).
@@ -195,6 +197,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         secret_informer.start()
     if ctx.elector is not None:
         ctx.elector.start()
+    if configured.triggers.enabled and _triggers is None:
+        _triggers = await triggers.start(
+            ctx, Kube(connection_info(settings)), configured.triggers, configured.namespaces
+        )
     memory.start_trimming()
     health.set_ready(STARTUP_CHECK)
     logger.info("buildwright started; step image %s", ctx.config.step_image)
@@ -215,8 +221,11 @@ def reconcile_all(ctx: context.Context) -> None:
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    global _metrics_server
+    global _metrics_server, _triggers
     ctx = context.current()
+    if _triggers is not None:
+        await _triggers.stop()
+        _triggers = None
     if ctx.elector is not None:
         await ctx.elector.stop()
         await ctx.elector.close()

@@ -105,6 +105,18 @@ class Metrics:
             "1 while this replica holds the leader Lease and reconciles, else 0.",
             registry=registry,
         )  # fmt: skip
+        self.trigger_deliveries = Counter(
+            "buildwright_trigger_deliveries",
+            "Webhook deliveries by provider and outcome (triggered, duplicate, no_match, "
+            "ignored, refused_signature, refused_malformed, refused_too_large, error).",
+            ["provider", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.trigger_image_polls = Counter(
+            "buildwright_trigger_image_polls",
+            "Digest lookups of images Image triggers watch, by outcome (unchanged, baseline, "
+            "triggered, absent, failed).",
+            ["outcome"], registry=registry,
+        )  # fmt: skip
         self.leader_transitions = Counter(
             "buildwright_leader_transitions",
             "Times this replica started or stopped leading.", ["to"], registry=registry,

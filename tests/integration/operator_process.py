@@ -14,6 +14,8 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from buildwright_localcluster.wait import wait_until
@@ -124,3 +126,18 @@ class OperatorProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+@contextmanager
+def in_place_of(session: OperatorProcess, log_dir: Path,
+                extra_env: dict[str, str]) -> Iterator[OperatorProcess]:  # fmt: skip
+    """An operator with its own settings instead of the session's, which is stopped meanwhile
+    (two would compete for one Lease) and started again after."""
+    session.stop()
+    process = OperatorProcess(session.kubeconfig, log_dir, extra_env)
+    try:
+        process.start()
+        yield process
+    finally:
+        process.stop()
+        session.start()

@@ -261,13 +261,11 @@ def test_service_account_may_not_write_other_secrets_of_its_namespace(
 @pytest.mark.parametrize(
     ("verb", "group", "resource", "name"),
     [
-        ("get", "", "secrets", ""),
         ("create", "", "secrets", ""),
         ("update", "", "secrets", ""),
         ("delete", "", "secrets", ""),
         ("list", "", "namespaces", ""),
         ("update", "shipwright.io", "builds", ""),
-        ("create", "shipwright.io", "buildruns", ""),
         ("patch", "", "pods/status", ""),
         ("patch", "apiextensions.k8s.io", "customresourcedefinitions", "other.example.com"),
         ("list", "apiextensions.k8s.io", "customresourcedefinitions", ""),
@@ -279,6 +277,23 @@ def test_service_account_may_not_do_anything_else(
     verb: str, group: str, resource: str, name: str,
 ) -> None:  # fmt: skip
     assert not can(api_client, verb, group, resource, name, namespace="" if name else "any")
+
+
+@pytest.mark.parametrize(("verb", "group", "resource"), [
+    ("get", "", "secrets"), ("create", "shipwright.io", "buildruns"),
+])  # fmt: skip
+def test_only_the_triggers_role_reads_secret_data_and_creates_buildruns(
+    api_client: client.ApiClient, installed: list[Doc], verb: str, group: str, resource: str,
+) -> None:  # fmt: skip
+    """spec.trigger checks signatures with the trigger Secret and creates BuildRuns; the grant
+    comes from buildwright-triggers alone (deploy/triggers-rbac.yaml)."""
+    assert can(api_client, verb, group, resource, namespace="any")
+    others = [d for d in installed if d["kind"] == "ClusterRole"
+              and d["metadata"]["name"] != "buildwright-triggers"]  # fmt: skip
+    for role in others:
+        for rule in role.get("rules", []):
+            assert not (resource in rule.get("resources", []) and verb in rule.get("verbs", [])
+                        and group in rule.get("apiGroups", [])), role["metadata"]["name"]
 
 
 def service_account_kubeconfig(

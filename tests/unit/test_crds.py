@@ -57,6 +57,7 @@ def test_kubectl_surface_matches_the_spec() -> None:
     build_columns = crds["Build"]["spec"]["versions"][1]["additionalPrinterColumns"]
     assert [c["name"].upper() for c in build_columns] == [
         "REGISTERED", "REASON", "BUILDSTRATEGYKIND", "BUILDSTRATEGYNAME", "CREATIONTIME",
+        "LASTTRIGGEREDRUN",  # buildwright's: the run spec.trigger started last
     ]  # fmt: skip
     run_columns = crds["BuildRun"]["spec"]["versions"][1]["additionalPrinterColumns"]
     assert [c["name"].upper() for c in run_columns] == [

@@ -197,11 +197,34 @@ def test_cluster_role_grants_exactly_the_calls_the_operator_makes(
     assert sorted(EXPECTED_GRANTS - grants, key=str) == [], "needed but not granted"
 
 
+# spec.trigger's role of its own (deploy/triggers-rbac.yaml): left out, triggers are off.
+EXPECTED_TRIGGER_GRANTS: set[Grant] = {
+    ("shipwright.io", "buildruns", "create", None),
+    ("", "secrets", "get", None),  # the Secrets Builds name for their triggers only
+}
+
+
+def test_triggers_have_a_role_of_their_own(rendered: list[dict[str, Any]]) -> None:
+    assert granted(one(rendered, "ClusterRole", "buildwright-triggers")) == (
+        EXPECTED_TRIGGER_GRANTS
+    )
+    binding = one(rendered, "ClusterRoleBinding", "buildwright-triggers")
+    assert binding["roleRef"]["name"] == "buildwright-triggers"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "buildwright", "namespace": NAMESPACE}
+    ]
+    service = one(rendered, "Service", "buildwright-triggers")
+    container = operator_container(one(rendered, "Deployment", "buildwright"))
+    (port,) = service["spec"]["ports"]
+    assert container_port(container, port["targetPort"]) == 8444 and port["port"] == 443
+
+
 def test_secret_data_is_readable_only_in_the_operator_namespace(
     rendered: list[dict[str, Any]],
 ) -> None:
     """Secrets are listed and watched as metadata; `get` (a Secret with its data, the webhook
-    certificate's) is granted in namespace buildwright only."""
+    certificate's) is granted in namespace buildwright only — and, for the Secrets Builds
+    name in spec.trigger, by the triggers' own role above."""
     cluster_role = granted(one(rendered, "ClusterRole", "buildwright"))
     assert {v for g, r, v, _ in cluster_role if (g, r) == ("", "secrets")} == {"list", "watch"}
     role = one(rendered, "Role", "buildwright-webhook-certificate")
@@ -227,6 +250,11 @@ def test_the_namespaced_install_grants_the_same_in_roles_and_cluster_scope_only_
     role = one(docs, "Role", "buildwright-namespaced")
     assert role["metadata"]["namespace"] == "builds"
     assert cluster | granted(role) == EXPECTED_GRANTS
+    assert "buildwright-triggers" not in [d["metadata"]["name"] for d in docs
+                                          if d["kind"] == "ClusterRole"]  # fmt: skip
+    triggers = one(docs, "Role", "buildwright-triggers")
+    assert triggers["metadata"]["namespace"] == "builds"
+    assert granted(triggers) == EXPECTED_TRIGGER_GRANTS
     binding = one(docs, "RoleBinding", "buildwright-namespaced")
     assert (binding["metadata"]["namespace"], binding["roleRef"]["kind"]) == ("builds", "Role")
     args = operator_container(one(docs, "Deployment", "buildwright"))["args"]

@@ -124,6 +124,8 @@ BUILD_COLUMNS = [
      "description": "The BuildStrategy name which is used for this Build"},
     {"name": "CreationTime", "type": "date", "jsonPath": ".metadata.creationTimestamp",
      "description": "The create time of this Build"},
+    {"name": "LastTriggeredRun", "type": "string", "jsonPath": ".status.lastTriggeredRun.name",
+     "description": "The BuildRun a trigger (Git webhook or image update) started last"},
 ]  # fmt: skip
 
 BUILDRUN_COLUMNS = [

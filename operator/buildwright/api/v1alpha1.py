@@ -20,6 +20,7 @@ from buildwright.api.base import (
     Volume,
 )
 from buildwright.api.v1beta1 import (
+    BuildStatus,
     FailureDetails,
     GitSourceResult,
     Location,
@@ -130,14 +131,6 @@ class BuildSpec(ApiModel):
     env: list[EnvVar] | None = None
     retention: BuildRetention | None = None
     volumes: list[BuildVolume] | None = None
-
-
-class BuildStatus(ApiModel):
-    """The outcome of the Build's validation."""
-
-    registered: str | None = None
-    reason: str | None = None
-    message: str | None = None
 
 
 class Build(ApiModel):

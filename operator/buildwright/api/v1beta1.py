@@ -257,12 +257,35 @@ class BuildSpec(ApiModel):
     runtime_class_name: str | None = Field(None, description="RuntimeClass of the Pod.")
 
 
+class TriggeredRun(ApiModel):
+    """The BuildRun a trigger started last (buildwright's addition to the status)."""
+
+    name: str | None = Field(None, description="Name of the BuildRun.")
+    trigger: str | None = Field(None, description="The trigger.when[].name that matched.")
+    cause: str | None = Field(None, description="What happened: the push or the new digest.")
+    time: str | None = Field(None, description="When the BuildRun was created.")
+
+
+class ImageDigest(ApiModel):
+    """The digest last seen of an image an Image trigger watches."""
+
+    image: str = Field(description="The watched image reference.")
+    digest: str | None = Field(None, description="Its digest; empty while it does not exist.")
+    changes: int | None = Field(None, description="How many changes of it started a BuildRun.")
+
+
 class BuildStatus(ApiModel):
     """The outcome of the Build's validation."""
 
     registered: str | None = Field(None, description="True when the Build is valid.")
     reason: str | None = Field(None, description="Why the Build is (not) registered.")
     message: str | None = Field(None, description="Details of the reason.")
+    last_triggered_run: TriggeredRun | None = Field(
+        None, description="The BuildRun spec.trigger started last."
+    )
+    image_digests: list[ImageDigest] | None = Field(
+        None, description="Digests last seen of the images Image triggers watch."
+    )
 
 
 class Build(ApiModel):

@@ -37,6 +37,7 @@ from buildwright.api.v1beta1 import (
 from buildwright.core import reasons
 from buildwright.core.formats import parse_duration
 from buildwright.core.reasons import Reason
+from buildwright.core.triggers import revision_override
 
 SOURCE_ROOT = "/workspace/source"
 OUTPUT_DIRECTORY = "/workspace/output-image"
@@ -118,11 +119,16 @@ def merge_tolerations(
     return [toleration.model_copy(deep=True) for toleration in merged]
 
 
-def effective_build_spec(build_spec: BuildSpec, buildrun_spec: BuildRunSpec) -> BuildSpec:
+def effective_build_spec(
+    build_spec: BuildSpec, buildrun_spec: BuildRunSpec, revision: str | None = None
+) -> BuildSpec:
     """The Build spec with the BuildRun's overrides applied: what the run executes and what
-    is recorded in `status.buildSpec`."""
+    is recorded in `status.buildSpec`. `revision` is the commit a trigger asked for
+    (`core.triggers.revision_override`); it replaces the Git source's revision."""
     spec = build_spec.model_copy(deep=True)
     run = buildrun_spec
+    if revision and spec.source is not None and spec.source.git is not None:
+        spec.source.git.revision = revision
 
     local = run.source
     if local is not None and local.type == "Local" and local.local is not None:
@@ -145,6 +151,12 @@ def effective_build_spec(build_spec: BuildSpec, buildrun_spec: BuildRunSpec) -> 
     if run.runtime_class_name is not None:
         spec.runtime_class_name = run.runtime_class_name
     return spec
+
+
+def effective_build_spec_for(buildrun: BuildRun, build_spec: BuildSpec) -> BuildSpec:
+    """`effective_build_spec` of this BuildRun, with the commit its trigger asked for."""
+    annotations = buildrun.metadata.get("annotations")
+    return effective_build_spec(build_spec, buildrun.spec, revision_override(annotations))
 
 
 def effective_timeout(build_spec: BuildSpec | None, buildrun_spec: BuildRunSpec) -> str | None:

@@ -342,7 +342,7 @@ async def render_pod(
 
 def build_spec_snapshot(buildrun: BuildRun, build_spec: BuildSpec) -> dict[str, Any]:
     """status.buildSpec: the effective spec, with long strings cut so that it always fits."""
-    effective = resolve.effective_build_spec(build_spec, buildrun.spec)
+    effective = resolve.effective_build_spec_for(buildrun, build_spec)
     bounded, cut = bounded_snapshot(effective.to_wire())
     if cut:
         meta = buildrun.metadata

@@ -67,7 +67,11 @@ from buildwright.steps.registry import (
     parse_reference,
     sha256_digest,
 )
-from buildwright.steps.resultfiles import parse_bool, write_error_results, write_result
+from buildwright.steps.resultfiles import (
+    bool_argument,
+    write_error_results,
+    write_result,
+)
 
 REASON_AUTH_FAILED = "BundleAuthFailed"
 REASON_PULL_FAILED = "BundlePullFailed"
@@ -476,13 +480,6 @@ def source_timestamp(newest_file_mtime: int | None, config: dict[str, Any]) -> i
 # --- command line ----------------------------------------------------------------------------
 
 
-def _bool(value: str) -> bool:
-    try:
-        return parse_bool(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="buildwright-step bundle",
@@ -495,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mounted kubernetes.io/dockerconfigjson pull secret")
     parser.add_argument("--prune", action="store_true",
                         help="delete the image from the registry after pulling it")
-    parser.add_argument("--insecure", type=_bool, nargs="?", const=True, default=False,
+    parser.add_argument("--insecure", type=bool_argument, nargs="?", const=True, default=False,
                         help="allow plain HTTP and unverified TLS (always allowed for "
                         "loopback registries)")
     parser.add_argument("--result-file-image-digest", metavar="FILE")

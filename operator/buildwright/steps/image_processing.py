@@ -75,7 +75,7 @@ from buildwright.steps.registry import (
     parse_reference,
     sha256_digest,
 )
-from buildwright.steps.resultfiles import parse_bool, write_result
+from buildwright.steps.resultfiles import bool_argument, write_result
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -601,13 +601,6 @@ class Pusher:
 # --- arguments -------------------------------------------------------------------------------
 
 
-def _bool(value: str) -> bool:
-    try:
-        return parse_bool(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="buildwright-step image-processing",
@@ -625,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-timestamp-file", metavar="FILE",
                         help="read the EPOCH for --image-timestamp from FILE")
     parser.add_argument("--image", default="", help="destination image reference")
-    parser.add_argument("--insecure", type=_bool, nargs="?", const=True, default=False,
+    parser.add_argument("--insecure", type=bool_argument, nargs="?", const=True, default=False,
                         help="allow plain HTTP and unverified TLS for the registry")
     parser.add_argument("--result-file-image-digest", metavar="FILE")
     parser.add_argument("--result-file-image-size", metavar="FILE")

@@ -8,6 +8,7 @@ format and the result names are the Pod's contract with the status reader and li
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from buildwright.core.contract import (
@@ -62,6 +63,14 @@ def parse_bool(value: str) -> bool:
     if lowered in ("false", "0", "no", "f", ""):
         return False
     raise ValueError(f"expected true or false, got {value!r}")
+
+
+def bool_argument(value: str) -> bool:
+    """`parse_bool` as an argparse type: a bad value is a usage error naming the flag."""
+    try:
+        return parse_bool(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def strip_result_value(raw: str) -> str:

@@ -68,7 +68,7 @@ from buildwright.core.pod.volumes import (
 from buildwright.core.reasons import Reason
 from buildwright.core.resolve import (
     active_deadline_seconds,
-    effective_build_spec,
+    effective_build_spec_for,
     effective_timeout_seconds,
     resolve_parameters,
     system_parameters,
@@ -91,7 +91,7 @@ from buildwright.core.resolve import (
 
 def _render(inputs: PodInputs) -> dict[str, Any]:
     buildrun = inputs.buildrun
-    spec = effective_build_spec(inputs.build_spec, buildrun.spec)
+    spec = effective_build_spec_for(buildrun, inputs.build_spec)
 
     forbidden = [
         f'environment variable "{var.name}" is forbidden for security reasons'
