@@ -116,6 +116,10 @@ class Informer:
 
     resource: kube.Resource
     what: str  # how the log names the objects ("build Pods")
+    # The objects' kind: items of a list do not say it, watch events and write answers do.
+    # Listed objects get it, so that a body reads the same however it arrived (an Event's
+    # involvedObject names it) and the first watch event of an unchanged object is no change.
+    kind = ""
     metadata_only = False
 
     def __init__(
@@ -197,9 +201,12 @@ class Informer:
         params = {**self._params, "limit": str(LIST_PAGE_SIZE)}
         while True:
             page = await self._kube.list_page(
-                self.resource, namespace, params, metadata_only=self.metadata_only
+                self.resource, namespace, params, metadata_only=self.metadata_only, informer=True
             )
             for item in page.get("items") or []:
+                if self.kind:
+                    item.setdefault("apiVersion", self.resource.group_version)
+                    item.setdefault("kind", self.kind)
                 meta = item.get("metadata") or {}
                 seen.add((meta.get("namespace", ""), meta.get("name", "")))
                 await self._observe("ADDED", item)
@@ -248,12 +255,13 @@ class Informer:
         if kind == "DELETED":
             self._store.drop(meta.get("namespace", ""), meta.get("name", ""))
             await self._gone(obj)
-        else:
-            self._store.put(obj)
+        elif self._store.put(obj):
             await self._changed_object(obj)
 
     async def _changed_object(self, obj: dict[str, Any]) -> None:
-        """`obj` was added or changed (it is stored already)."""
+        """`obj` was added or changed (it is stored already). Not called for a version the
+        store holds already: the answer of the operator's own write, seen again on the watch,
+        or an unchanged object listed again."""
 
     async def _gone(self, obj: dict[str, Any]) -> None:
         """`obj` was deleted (it is no longer stored)."""
@@ -266,6 +274,7 @@ class PodInformer(Informer):
 
     resource = kube.PODS
     what = "build Pods"
+    kind = "Pod"
 
     def __init__(
         self,
@@ -289,6 +298,37 @@ class PodInformer(Informer):
         if buildrun:
             urgent = gone or podview.pod_ending(build_pod)
             self._changed((meta.get("namespace", ""), buildrun), urgent=urgent)
+
+
+class BuildRunInformer(Informer):
+    """Keeps `store` in step with the BuildRuns of `namespaces` (all when empty): calls
+    `changed((namespace, name))` for every BuildRun added or changed, and `gone(key, uid)`
+    for every one deleted. Watched here rather than through kopf, whose machinery per event
+    cost more than the reconcile itself (bench/results.md)."""
+
+    resource = kube.BUILDRUNS
+    what = "BuildRuns"
+    kind = "BuildRun"
+
+    def __init__(
+        self,
+        client: kube.Kube,
+        store: Store,
+        changed: Callable[[Key], None],
+        gone: Callable[[Key, str], None],
+        namespaces: list[str] | None = None,
+    ) -> None:
+        super().__init__(client, store, {}, namespaces)
+        self._changed = changed
+        self._went = gone
+
+    async def _changed_object(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        self._changed((meta.get("namespace", ""), meta.get("name", "")))
+
+    async def _gone(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        self._went((meta.get("namespace", ""), meta.get("name", "")), str(meta.get("uid", "")))
 
 
 class SecretInformer(Informer):

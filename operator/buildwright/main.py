@@ -3,7 +3,8 @@
 Only `@kopf.on.event` handlers are used. They run on every watch event, hold no
 per-object progress, and so kopf writes no annotations or finalizers onto users' objects
 (no `kopf.zalando.org/*` bookkeeping): our reconciliation is level-triggered and computes
-everything from the current objects, so it needs none.
+everything from the current objects, so it needs none. BuildRuns, build Pods and Secrets are
+watched by the operator itself (`buildwright.informer`), started here.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from buildwright.triggers import service as triggers
 logger = logging.getLogger("buildwright")
 
 LIST_PAGE_SIZE = 500
-# BuildRuns reconciled at once on behalf of their Pods (each mostly waits on the API).
-RECONCILE_WORKERS = 32
+# BuildRuns reconciled at once, on their own changes and their Pods'. Each mostly waits on
+# the API, whose connection pool (`Kube`, 16) bounds the requests in flight. New BuildRuns
+# share these workers with the changes of running ones (through kopf, each BuildRun had a
+# worker of its own): enough of them that a slow apiserver, not the workers, sets the pace.
+RECONCILE_WORKERS = 128
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -173,10 +177,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     ctx.reconcile_queue.start()
     ctx.pod_informer = informer.PodInformer(
-        kube, ctx.pods, ctx.reconcile_queue.add, namespaces=list(configured.namespaces)
-    )
+        kube, ctx.pods, lambda key, urgent=False: buildruns.pod_changed(ctx, key, urgent=urgent),
+        namespaces=list(configured.namespaces),
+    )  # fmt: skip
     ctx.pod_informer.start()
     namespaces = list(configured.namespaces)
+    ctx.buildrun_informer = informer.BuildRunInformer(
+        kube, ctx.buildruns, ctx.reconcile_queue.add,
+        lambda key, uid: buildruns.buildrun_gone(ctx, key, uid), namespaces=namespaces,
+    )  # fmt: skip
+    ctx.buildrun_informer.start()
     ctx.secret_informers = [
         informer.SecretInformer(kube, ctx.secrets, watches.secret_appeared_or_went,
                                 namespaces=namespaces),
@@ -219,6 +229,8 @@ async def cleanup(**_: Any) -> None:
     if ctx.elector is not None:
         await ctx.elector.stop()
         await ctx.elector.close()
+    if ctx.buildrun_informer is not None:
+        await ctx.buildrun_informer.stop()
     if ctx.pod_informer is not None:
         await ctx.pod_informer.stop()
     for secret_informer in ctx.secret_informers:

@@ -15,12 +15,13 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,11 @@ class Store:
         # What to keep of each body (see core.cached): memory per object, not behaviour.
         self._keep = keep
 
-    def put(self, body: Body) -> None:
-        """Keep `body` unless a newer version of the object is already stored.
+    def put(self, body: Body) -> bool:
+        """Keep `body` unless this or a newer version of the object is already stored. True
+        when what is kept of it changed: a new object, or a change to the parts `keep`
+        keeps; False for a version seen before and for a change to nothing kept (a build
+        Pod's binding to its node), which no decision reads.
 
         Our own writes store their answers at once; the watch delivers the same versions
         later, and an older one must not replace a newer one (a reconcile would then act on
@@ -55,41 +59,53 @@ class Store:
         key = (meta.get("namespace", ""), meta["name"])
         stored = self._objects.get(key)
         uid, version = meta.get("uid"), meta.get("resourceVersion")
-        if stored is not None and _older(uid, version, stored[0], stored[1]):
-            return
+        if stored is not None and _not_newer(uid, version, stored[0], stored[1]):
+            return False
         kept = self._keep(body) if self._keep is not None else body
-        self._objects[key] = (uid, version, json.dumps(kept, separators=(",", ":")).encode())
+        # The version is kept apart and keys in order: the JSON then says whether anything
+        # else changed, whichever way the body came (a list, a watch event, a write's answer).
+        kept_meta = {k: v for k, v in (kept.get("metadata") or {}).items() if k != _VERSION}
+        content = orjson.dumps({**kept, "metadata": kept_meta}, option=orjson.OPT_SORT_KEYS)
+        self._objects[key] = (uid, version, content)
+        return stored is None or stored[0] != uid or stored[2] != content
 
     def drop(self, namespace: str, name: str) -> None:
         self._objects.pop((namespace, name), None)
 
     def get(self, namespace: str, name: str) -> Body | None:
         stored = self._objects.get((namespace, name))
-        return None if stored is None else _decode(stored[2])
+        return None if stored is None else _decode(stored)
 
     def stored_keys(self) -> list[Key]:
         return list(self._objects)
 
     def in_namespace(self, namespace: str) -> list[Body]:
-        return [_decode(b) for (ns, _), (_, _, b) in self._objects.items() if ns == namespace]
+        return [_decode(stored) for (ns, _), stored in self._objects.items() if ns == namespace]
 
     def __len__(self) -> int:
         return len(self._objects)
 
 
-def _decode(data: bytes) -> Body:
-    body: Body = json.loads(data)
+_VERSION = "resourceVersion"
+
+
+def _decode(stored: tuple[Any, Any, bytes]) -> Body:
+    body: Body = orjson.loads(stored[2])
+    if stored[1] is not None:
+        body["metadata"][_VERSION] = stored[1]
     return body
 
 
-def _older(uid: Any, version: Any, stored_uid: Any, stored_version: Any) -> bool:
-    """Whether (uid, version) is an older version of the same object than the stored one.
+def _not_newer(uid: Any, version: Any, stored_uid: Any, stored_version: Any) -> bool:
+    """Whether (uid, version) is the stored version of the object or an older one.
 
     resourceVersions are opaque to clients, but the apiserver's are etcd revisions: integers
     that grow. Anything else (or a different uid: a re-created object) counts as newer.
     """
     if uid != stored_uid:
         return False
+    if version == stored_version and version:
+        return True
     if not (isinstance(version, str) and isinstance(stored_version, str)):
         return False
     if not (version.isdigit() and stored_version.isdigit()):

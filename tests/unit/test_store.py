@@ -56,3 +56,25 @@ def test_objects_of_a_namespace_and_dropping() -> None:
     assert [b["metadata"]["name"] for b in store.in_namespace("ns")] == ["a"]
     store.drop("ns", "a")
     assert store.get("ns", "a") is None and len(store) == 1
+
+
+def test_put_says_whether_what_is_kept_changed() -> None:
+    store = Store(build_pod_for_status)
+    pod = body("p", "1", spec={"containers": [{"name": "c"}]}, status={"phase": "Pending"})
+    assert store.put(pod)  # new
+    assert not store.put(pod)  # the same version again: the echo of our own write
+    assert not store.put(body("p", "0", spec={"containers": [{"name": "c"}]}))  # older
+    bound = body("p", "2", spec={"containers": [{"name": "c"}], "nodeName": "n"},
+                 status={"phase": "Pending"})  # fmt: skip
+    assert not store.put(bound)  # nothing kept changed: no decision reads nodeName
+    assert store.get("ns", "p")["metadata"]["resourceVersion"] == "2"  # type: ignore[index]
+    running = body("p", "3", spec={"containers": [{"name": "c"}]}, status={"phase": "Running"})
+    assert store.put(running)
+    assert store.put(body("p", "1", uid="u-2"))  # re-created: new whatever its version
+
+
+def test_the_stored_version_comes_back_with_the_body() -> None:
+    store = Store()
+    store.put(body("a", "7", spec={"x": 1}))
+    assert store.get("ns", "a") == body("a", "7", spec={"x": 1})
+    assert store.in_namespace("ns") == [body("a", "7", spec={"x": 1})]

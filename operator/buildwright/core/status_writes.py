@@ -101,6 +101,21 @@ def write_deadline(
     return None if due <= now else due
 
 
+def reconcile_on_pod_change(
+    *, ending: bool, write_due: datetime | None, now: datetime, reconciling: bool
+) -> bool:
+    """Whether a change of a build Pod calls for a reconcile of its BuildRun now.
+
+    Not for a change in progress (the Pod neither `ending` nor gone) while the BuildRun's
+    status write is due within the coalescing window (`write_deadline`): that write reads
+    the Pod as it is then, and a reconcile now would only decide to wait for it. A failure
+    the Pod shows before it ends (a failed step, a container config error) is written at that
+    deadline too. Always while a reconcile of the run is under way (`reconciling`): it may
+    have read the Pod before this change.
+    """
+    return ending or reconciling or write_due is None or write_due <= now
+
+
 def announced_condition(before: Condition | None, after: Condition | None) -> Condition | None:
     """The condition to announce with an Event: the run's end, once.
 

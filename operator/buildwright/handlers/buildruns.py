@@ -12,7 +12,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import kopf
 import pydantic
 
 from buildwright import kube, logs, metrics
@@ -32,8 +31,10 @@ from buildwright.core import (
 from buildwright.core import metrics as observed
 from buildwright.core.reasons import Failure, Reason
 from buildwright.core.snapshot import bounded_snapshot
+from buildwright.core.status import StatusUpdate
+from buildwright.core.validation.common import AnyStrategy
 from buildwright.handlers import common
-from buildwright.handlers.context import Context, UnwrittenStart, current
+from buildwright.handlers.context import Context, UnwrittenStart
 
 logger = logging.getLogger("buildwright")
 
@@ -45,25 +46,27 @@ WAIT_FOR_BUILD_RECHECK = timedelta(seconds=10)
 _background: set[asyncio.Task[None]] = set()
 
 
-@kopf.on.event("shipwright.io", "v1beta1", "buildruns")
-async def buildrun_event(type: str, body: kopf.Body, **_: Any) -> None:
-    ctx = current()
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    if type == "DELETED":
-        ctx.buildruns.drop(namespace, name)
-        ctx.announced.discard(str(body["metadata"].get("uid", "")))
-        ctx.build_waiters.forget((namespace, name))
-        ctx.scheduler.cancel((namespace, name), "timeout")
-        ctx.scheduler.cancel((namespace, name), "ttl")
-        ctx.scheduler.cancel((namespace, name), "retry")
-        ctx.scheduler.cancel((namespace, name), "wait-build")
-        common.succeeded(ctx, (namespace, name), "retry")
-        common.succeeded(ctx, (namespace, name), "wait-build")
-        forget_pending_status(ctx, (namespace, name))
-        ctx.forget_lock((namespace, name))
-        return
-    ctx.buildruns.put(dict(body))
-    await reconcile(ctx, namespace, name)
+def buildrun_gone(ctx: Context, key: tuple[str, str], uid: str) -> None:
+    """A BuildRun was deleted (the BuildRun informer, `buildwright.informer`, reports it):
+    forget everything kept for it."""
+    ctx.announced.discard(uid)
+    ctx.build_waiters.forget(key)
+    for purpose in ("timeout", "ttl", "retry", "wait-build"):
+        ctx.scheduler.cancel(key, purpose)
+    common.succeeded(ctx, key, "retry")
+    common.succeeded(ctx, key, "wait-build")
+    forget_pending_status(ctx, key)
+    ctx.forget_lock(key)
+
+
+def pod_changed(ctx: Context, key: tuple[str, str], *, urgent: bool = False) -> None:
+    """A build Pod changed, ended (`urgent`) or went (the Pod informer reports it): reconcile
+    its BuildRun when `core.status_writes.reconcile_on_pod_change` says so."""
+    if status_writes.reconcile_on_pod_change(
+        ending=urgent, write_due=ctx.status_due.get(key), now=common.now(),
+        reconciling=ctx.busy(key),
+    ) and ctx.reconcile_queue is not None:  # fmt: skip
+        ctx.reconcile_queue.add(key, urgent=urgent)
 
 
 def reconcile_later(ctx: Context, namespace: str, name: str) -> None:
@@ -150,47 +153,87 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
 
 
 async def start(ctx: Context, buildrun: BuildRun) -> None:
-    meta = buildrun.metadata
-    namespace, name = meta["namespace"], meta["name"]
-
-    failure = validation.validate_buildrun_request(buildrun, forbidden_env=ctx.config.forbidden_env)
-    if failure is not None:
-        await fail(ctx, buildrun, failure)
+    """From a BuildRun without a Pod to its Pod, or to the reason it cannot have one. Each
+    step returns what it resolved or the `Failure` that ends the run, in the order upstream
+    checks them; every end goes through `write_status`."""
+    resolved = await resolve_build(ctx, buildrun)
+    if resolved is None:
+        return  # waits for its Build's validation
+    if isinstance(resolved, Failure):
+        await end_before_pod(ctx, buildrun, resolved)
         return
-
-    build_name = buildrun.spec.build.name
-    build: Build | None = None
-    if build_name:
-        build_body = await common.cached_get(ctx, ctx.builds, kube.BUILDS, namespace, build_name)
-        build = Build.model_validate(build_body) if build_body is not None else None
-        outcome = preflight.referenced_build_outcome(build_name, build)
-        if outcome == preflight.WAIT:
-            # Not validated yet: the Build's own events (registered, or deleted) wake this
-            # BuildRun up; a slow re-check covers a deletion seen before the link was made.
-            ctx.build_waiters.link((namespace, name), {(namespace, build_name)})
-            attempt = ctx.retry_attempts.get(((namespace, name), "wait-build"), 0)
-            ctx.retry_attempts[((namespace, name), "wait-build")] = attempt + 1
-            ctx.scheduler.at(
-                (namespace, name),
-                "wait-build",
-                common.now() + WAIT_FOR_BUILD_RECHECK * 2 ** min(attempt, 5),
-                lambda: reconcile(ctx, namespace, name),
-            )
-            return
-        ctx.build_waiters.forget((namespace, name))
-        ctx.scheduler.cancel((namespace, name), "wait-build")
-        common.succeeded(ctx, (namespace, name), "wait-build")
-        if isinstance(outcome, Failure):
-            await fail(ctx, buildrun, outcome)
-            return
-        assert build is not None
-        build_spec = build.spec
-    else:
-        assert buildrun.spec.build.spec is not None
-        build_spec = buildrun.spec.build.spec
+    build, build_spec = resolved
     # From here on the run knows what it would build: every outcome, a failure before the
     # Pod too (ServiceAccountNotFound, a missing strategy…), records it in status.buildSpec.
     snapshot = build_spec_snapshot(buildrun, build_spec)
+    created = await _create_pod_for(ctx, buildrun, build, build_spec)
+    if not isinstance(created, tuple):
+        await end_before_pod(ctx, buildrun, created, snapshot=snapshot)
+        return
+    build_pod, pod_created = created
+    meta, pod_name = buildrun.metadata, build_pod["metadata"]["name"]
+    if pod_created:
+        # Counted by whoever created the Pod: a second run of this handler finds it existing.
+        metrics.current().observe(
+            observed.pod_created(buildrun.to_wire(), build_spec.strategy.name, build_pod)
+        )
+    logger.info(
+        "BuildRun %s/%s: created Pod %s", meta["namespace"], meta["name"], pod_name,
+        extra=logs.about("BuildRun", meta["namespace"], meta["name"]),
+    )  # fmt: skip
+    # One status write with the snapshot, the executor and the condition the new Pod calls
+    # for (a write fewer per BuildRun than writing the executor first). The Pod's name is
+    # deterministic: should we crash in between, the next reconcile finds no executor, starts
+    # again and takes the existing Pod as its own.
+    await follow_pod(ctx, buildrun, pod_name, snapshot=snapshot, build_pod=build_pod)
+
+
+async def resolve_build(
+    ctx: Context, buildrun: BuildRun
+) -> tuple[Build | None, BuildSpec] | Failure | None:
+    """The Build (None for an embedded spec) and the spec to run, the Failure that ends the
+    run, or None while the referenced Build waits for its validation."""
+    meta = buildrun.metadata
+    namespace, name = meta["namespace"], meta["name"]
+    failure = validation.validate_buildrun_request(buildrun, forbidden_env=ctx.config.forbidden_env)
+    if failure is not None:
+        return failure
+    build_name = buildrun.spec.build.name
+    if not build_name:
+        assert buildrun.spec.build.spec is not None
+        return None, buildrun.spec.build.spec
+    build_body = await common.cached_get(ctx, ctx.builds, kube.BUILDS, namespace, build_name)
+    build = Build.model_validate(build_body) if build_body is not None else None
+    outcome = preflight.referenced_build_outcome(build_name, build)
+    if outcome == preflight.WAIT:
+        # Not validated yet: the Build's own events (registered, or deleted) wake this
+        # BuildRun up; a slow re-check covers a deletion seen before the link was made.
+        ctx.build_waiters.link((namespace, name), {(namespace, build_name)})
+        attempt = ctx.retry_attempts.get(((namespace, name), "wait-build"), 0)
+        ctx.retry_attempts[((namespace, name), "wait-build")] = attempt + 1
+        ctx.scheduler.at(
+            (namespace, name),
+            "wait-build",
+            common.now() + WAIT_FOR_BUILD_RECHECK * 2 ** min(attempt, 5),
+            lambda: reconcile(ctx, namespace, name),
+        )
+        return None
+    ctx.build_waiters.forget((namespace, name))
+    ctx.scheduler.cancel((namespace, name), "wait-build")
+    common.succeeded(ctx, (namespace, name), "wait-build")
+    if isinstance(outcome, Failure):
+        return outcome
+    assert build is not None
+    return build, build.spec
+
+
+async def _create_pod_for(
+    ctx: Context, buildrun: BuildRun, build: Build | None, build_spec: BuildSpec
+) -> tuple[dict[str, Any], bool] | Failure | StatusUpdate:
+    """The run's Pod and whether this call created it; else the Failure, or the timeout's
+    status, that ends the run before it has one."""
+    meta = buildrun.metadata
+    namespace, name = meta["namespace"], meta["name"]
     # The timeout counts from the BuildRun's creation, also while no Pod can be created yet
     # (a used-up quota, an API that keeps failing): past it, the run ends here.
     try:
@@ -198,30 +241,45 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
     except ValueError:
         timeout = None  # malformed: rendering the Pod reports it
     if lifecycle.timed_out(buildrun, common.now(), timeout):
-        update = lifecycle.timeout_status(buildrun, common.now(), timeout)
-        await write_status(ctx, buildrun, update, snapshot=snapshot)
-        return
+        return lifecycle.timeout_status(buildrun, common.now(), timeout)
     deadline = lifecycle.timeout_deadline(buildrun, timeout)
     if deadline is not None:
         ctx.scheduler.at(
             (namespace, name), "timeout", deadline, lambda: reconcile(ctx, namespace, name)
         )
-
     canceled = lifecycle.canceled_before_start(buildrun)
     if canceled is not None:
-        await fail(ctx, buildrun, canceled, snapshot=snapshot)
-        return
+        return canceled
+    strategy = await resolve_strategy(ctx, buildrun, build, build_spec)
+    if isinstance(strategy, Failure):
+        return strategy
+    if build is not None:
+        await label_buildrun(ctx, buildrun, build)
+    service_account, docker_secret = await prepare_service_account(ctx, buildrun, build_spec)
+    if isinstance(service_account, Failure):
+        return service_account
+    manifest = await render_pod(
+        ctx, buildrun, build, build_spec, strategy, service_account, docker_secret
+    )
+    if isinstance(manifest, Failure):
+        return manifest
+    return await create_pod(ctx, namespace, manifest)
 
+
+async def resolve_strategy(
+    ctx: Context, buildrun: BuildRun, build: Build | None, build_spec: BuildSpec
+) -> AnyStrategy | Failure:
+    """The strategy the spec names, or the Failure of a kind or strategy that does not exist
+    (an embedded spec is validated here too, against that strategy)."""
+    namespace = buildrun.metadata["namespace"]
     strategy_kind = preflight.strategy_kind(build_spec.strategy.kind)
     failure = preflight.unknown_strategy_kind(strategy_kind)
     if failure is not None:
-        await fail(ctx, buildrun, failure, snapshot=snapshot)
-        return
+        return failure
     strategy_body = await common.get_strategy(
         ctx, strategy_kind, namespace, build_spec.strategy.name
     )
-
-    if not build_name:
+    if build is None:
         secrets = validation.referenced_secrets(build_spec)
         facts = validation.BuildFacts(
             existing_secrets=await common.existing_secrets(ctx, namespace, secrets),
@@ -232,25 +290,23 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         )
         failure = validation.validate_embedded_build(build_spec, facts, namespace=namespace)
         if failure is not None:
-            await fail(ctx, buildrun, failure, snapshot=snapshot)
-            return
-
+            return failure
     if strategy_body is None:
-        await fail(
-            ctx, buildrun, preflight.strategy_not_found(strategy_kind, build_spec.strategy.name),
-            snapshot=snapshot,
-        )  # fmt: skip
-        return
-    strategy = validation.parse_strategy(strategy_body)
+        return preflight.strategy_not_found(strategy_kind, build_spec.strategy.name)
+    return validation.parse_strategy(strategy_body)
 
-    if build is not None:
-        await label_buildrun(ctx, buildrun, build)
 
-    service_account, docker_secret = await prepare_service_account(ctx, buildrun, build_spec)
-    if isinstance(service_account, Failure):
-        await fail(ctx, buildrun, service_account, snapshot=snapshot)
-        return
-
+async def render_pod(
+    ctx: Context,
+    buildrun: BuildRun,
+    build: Build | None,
+    build_spec: BuildSpec,
+    strategy: AnyStrategy,
+    service_account: str,
+    docker_secret: str | None,
+) -> dict[str, Any] | Failure:
+    """The Pod manifest, or the Failure that parameters, overrides, the strategy's steps, the
+    API server's rules or a missing mounted object make of it."""
     failure = (
         validation.merged_parameter_failure(strategy, build_spec, buildrun.spec)
         or validation.validate_buildrun_overrides(
@@ -259,14 +315,12 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
         or podcheck.strategy_steps_failure(step.name for step in strategy.spec.steps)
     )
     if failure is not None:
-        await fail(ctx, buildrun, failure, snapshot=snapshot)
-        return
-
+        return failure
     build_meta = build.metadata if build is not None else {}
     manifest = pod.render_pod(
         pod.PodInputs(
             buildrun=buildrun,
-            build_name=build_name,
+            build_name=buildrun.spec.build.name,
             build_generation=build_meta.get("generation"),
             build_spec=build_spec,
             strategy=strategy,
@@ -276,43 +330,14 @@ async def start(ctx: Context, buildrun: BuildRun) -> None:
             forbidden_env_names=ctx.config.forbidden_env or pod.FORBIDDEN_ENV_VAR_NAMES,
         )
     )
-    if not isinstance(manifest, Failure):
-        # What the API server would refuse, said in terms of the objects users wrote.
-        manifest = podcheck.manifest_failure(manifest) or manifest
     if isinstance(manifest, Failure):
-        await fail(ctx, buildrun, manifest, snapshot=snapshot)
-        return
-
-    missing = await missing_volume_sources(ctx, namespace, manifest)
-    if missing is not None:
-        await fail(ctx, buildrun, missing, snapshot=snapshot)
-        return
-
-    # The Pod first, then one status write with the snapshot, the executor and the condition
-    # the new Pod calls for (a write fewer per BuildRun than writing the executor first). The
-    # Pod's name is deterministic: should we crash in between, the next reconcile finds no
-    # executor, starts again and takes the existing Pod as its own.
-    pod_name = manifest["metadata"]["name"]
-    pod_created = await create_pod(ctx, namespace, manifest)
-    if isinstance(pod_created, Failure):
-        await fail(ctx, buildrun, pod_created, snapshot=snapshot)
-        return
-    build_pod, created = pod_created
-    if created:
-        # Counted by whoever created the Pod: a second run of this handler finds it existing.
-        metrics.current().observe(
-            observed.pod_created(buildrun.to_wire(), build_spec.strategy.name, build_pod)
-        )
-    logger.info(
-        "BuildRun %s/%s: created Pod %s", namespace, name, pod_name,
-        extra=logs.about("BuildRun", namespace, name),
-    )  # fmt: skip
-    update = status.status_from_pod(buildrun, build_pod, common.now())
-    if update.stop_pod and not podview.pod_finished(build_pod):
-        await ctx.kube.delete(kube.PODS, namespace, pod_name)
-    if not update.terminal:
-        schedule_timeout(ctx, buildrun)
-    await write_status(ctx, buildrun, update, snapshot=snapshot)
+        return manifest
+    # What the API server would refuse, said in terms of the objects users wrote.
+    return (
+        podcheck.manifest_failure(manifest)
+        or await missing_volume_sources(ctx, buildrun.metadata["namespace"], manifest)
+        or manifest
+    )
 
 
 def build_spec_snapshot(buildrun: BuildRun, build_spec: BuildSpec) -> dict[str, Any]:
@@ -445,30 +470,19 @@ async def missing_volume_sources(
     return None
 
 
-async def fail(
-    ctx: Context, buildrun: BuildRun, failure: Failure, *, snapshot: dict[str, Any] | None = None
+async def end_before_pod(
+    ctx: Context,
+    buildrun: BuildRun,
+    ending: Failure | StatusUpdate,
+    *,
+    snapshot: dict[str, Any] | None = None,
 ) -> None:
-    """End the BuildRun: condition False with the reason, completionTime now, and the build
-    spec `snapshot` when the run got that far."""
-    meta = buildrun.metadata
-    current_status = buildrun.status.to_wire() if buildrun.status else {}
-    update = lifecycle.failure_status(failure, common.now())
-    patch = status_writes.status_patch(current_status, update)
-    if patch is None:
-        return
-    if snapshot is not None:
-        patch["buildSpec"] = snapshot
-    updated = await ctx.kube.merge_patch(
-        kube.BUILDRUNS, meta["namespace"], meta["name"], {"status": patch}, status=True
-    )
-    ctx.buildruns.put(updated)
-    logger.info(
-        "BuildRun %s/%s failed: %s: %s", meta["namespace"], meta["name"], failure.reason,
-        failure.message, extra=logs.about("BuildRun", meta["namespace"], meta["name"]),
-    )  # fmt: skip
-    finished = BuildRun.model_validate(updated)
-    await announce_end(ctx, finished, updated)
-    await after_completion(ctx, finished, just_finished=True)
+    """End a run that has no Pod: with the Failure (condition False with its reason,
+    completionTime now) or the timeout's status, and the build spec `snapshot` when the run
+    got that far."""
+    if isinstance(ending, Failure):
+        ending = lifecycle.failure_status(ending, common.now())
+    await write_status(ctx, buildrun, ending, snapshot=snapshot)
 
 
 # --- a BuildRun with a Pod -------------------------------------------------------------------
@@ -486,14 +500,21 @@ def schedule_timeout(ctx: Context, buildrun: BuildRun) -> None:
 
 
 async def follow_pod(
-    ctx: Context, buildrun: BuildRun, pod_name: str, *, snapshot: dict[str, Any] | None = None
+    ctx: Context,
+    buildrun: BuildRun,
+    pod_name: str,
+    *,
+    snapshot: dict[str, Any] | None = None,
+    build_pod: dict[str, Any] | None = None,
 ) -> None:
     """Derive the BuildRun's status from its Pod; stop the Pod when the core says so
     (cancellation, the operator-enforced timeout, an unrecoverable config error).
-    `snapshot` is the build spec still to be written with the first status."""
+    `snapshot` is the build spec still to be written with the first status; `build_pod`
+    the Pod when the caller has just created or read it."""
     meta = buildrun.metadata
     namespace = meta["namespace"]
-    build_pod = ctx.pods.get(namespace, pod_name)
+    if build_pod is None:
+        build_pod = ctx.pods.get(namespace, pod_name)
     if build_pod is None:
         build_pod = await ctx.kube.get(kube.PODS, namespace, pod_name)
         if build_pod is not None:
@@ -572,10 +593,12 @@ async def write_status(
     if status_writes.announced_condition(_condition(buildrun), after) is not None:
         await announce_end(ctx, new, updated)
     if new.status is not None and new.status.completion_time:
-        if buildrun.status is None or not buildrun.status.completion_time:
-            # This write ended the run: observed once, by the replica that wrote it.
-            executor = new.status.executor
-            build_pod = ctx.pods.get(meta["namespace"], executor.name) if executor else None
+        executor = new.status.executor
+        ended_now = buildrun.status is None or not buildrun.status.completion_time
+        if executor is not None and ended_now:
+            # This write ended a run that had a Pod: observed once, by the replica that
+            # wrote it.
+            build_pod = ctx.pods.get(meta["namespace"], executor.name)
             metrics.current().observe(observed.run_finished(updated, build_pod))
         await after_completion(ctx, new, just_finished=True)
 

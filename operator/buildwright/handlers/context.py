@@ -11,7 +11,7 @@ from typing import Any
 
 from buildwright.config import ReconcileConfig
 from buildwright.core import cached
-from buildwright.informer import KeyQueue, PodInformer, SecretInformer
+from buildwright.informer import BuildRunInformer, KeyQueue, PodInformer, SecretInformer
 from buildwright.kube import Kube
 from buildwright.leader import Elector
 from buildwright.state import Dependents, Key, Scheduler, Store
@@ -53,8 +53,9 @@ class Context:
     # the scheduler: its entry is gone by the time the callback runs, and that run must see
     # the deadline as passed, not start a new window.
     status_due: dict[Key, datetime] = field(default_factory=dict)
-    # Set at start-up (main.py): build Pods watched outside kopf, and the BuildRuns they wake.
+    # Set at start-up (main.py): BuildRuns and build Pods watched outside kopf.
     pod_informer: PodInformer | None = None
+    buildrun_informer: BuildRunInformer | None = None
     secret_informers: list[SecretInformer] = field(default_factory=list)
     reconcile_queue: KeyQueue | None = None
     unwritten_starts: dict[Key, UnwrittenStart] = field(default_factory=dict)
@@ -72,6 +73,11 @@ class Context:
     def lock(self, key: Key) -> asyncio.Lock:
         """Serialises reconciles of one BuildRun across its own and its Pod's events."""
         return self._locks[key]
+
+    def busy(self, key: Key) -> bool:
+        """Whether a reconcile of this BuildRun holds its lock now."""
+        lock = self._locks.get(key)
+        return lock is not None and lock.locked()
 
     def forget_lock(self, key: Key) -> None:
         lock = self._locks.get(key)
