@@ -1,7 +1,12 @@
 """BuildRun reconciliation, in the order Shipwright's BuildRun controller checks things
 (https://shipwright.io/docs/build/buildrun/): from a new BuildRun to its Pod, and from the Pod back
 to the BuildRun's status. Every step is a read, a call into the pure core, and a write; the
-whole function is safe to run any number of times for the same BuildRun.
+whole function is safe to run any number of times for the same BuildRun. The order and the
+reason each failure ends in are in docs/buildrun-lifecycle.md.
+
+One module, over 500 lines: its three parts (a BuildRun without a Pod, with a Pod, after its
+end) each arm timers that call `reconcile` again (the wait for a Build, the timeout, the status
+window, the TTL), and apart they would import each other.
 """
 
 from __future__ import annotations
