@@ -172,6 +172,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     else:
         metrics.current().leader.set(1)
     ctx.scheduler.start()
+    metrics.current().retries_scheduled.set_function(lambda: common.retries_scheduled(ctx))
     ctx.reconcile_queue = informer.KeyQueue(
         lambda namespace, name: buildruns.reconcile(ctx, namespace, name), RECONCILE_WORKERS
     )

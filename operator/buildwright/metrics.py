@@ -79,6 +79,11 @@ class Metrics:
             "buildwright_workqueue_depth", "BuildRuns waiting in the reconcile queue.",
             registry=registry,
         )  # fmt: skip
+        self.retries_scheduled = Gauge(
+            "buildwright_retries_scheduled",
+            "Objects waiting for a retry after a transient API error (the backoff's timers).",
+            registry=registry,
+        )  # fmt: skip
         self.queue_wait = Histogram(
             "buildwright_workqueue_queue_duration_seconds",
             "How long a BuildRun waited in the reconcile queue before a worker took it.",

@@ -158,6 +158,10 @@ class Scheduler:
         heapq.heappush(self._heap, (when, next(self._counter), key, purpose))
         self._wakeup.set()
 
+    def is_pending(self, key: Key, purpose: str) -> bool:
+        """Whether a timer of (key, purpose) is set and has not fired yet."""
+        return (key, purpose) in self._pending
+
     def cancel(self, key: Key, purpose: str) -> None:
         self._pending.pop((key, purpose), None)
 

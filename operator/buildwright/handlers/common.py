@@ -48,6 +48,11 @@ def retry_later(
     ctx.scheduler.at(key, purpose, now() + delay, callback)
 
 
+def retries_scheduled(ctx: Context) -> int:
+    """Retries `retry_later` set whose timer has not fired yet (`buildwright_retries_scheduled`)."""
+    return sum(1 for key, purpose in ctx.retry_attempts if ctx.scheduler.is_pending(key, purpose))
+
+
 def succeeded(ctx: Context, key: tuple[str, str], purpose: str) -> None:
     """The next transient error of (key, purpose) starts the backoff afresh."""
     ctx.retry_attempts.pop((key, purpose), None)
