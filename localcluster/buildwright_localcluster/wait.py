@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -45,3 +46,21 @@ def wait_until(
             )
             raise TimeoutError(f"timed out after {timeout:g}s waiting for {description}{detail}")
         time.sleep(min(interval, remaining))
+
+
+async def async_wait_until(
+    predicate: Callable[[], T | None],
+    timeout: float = 30.0,
+    interval: float = 0.01,
+    description: str = "condition",
+) -> T:
+    """`wait_until` for code on an event loop: the loop keeps running between the checks."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {description}")
+        await asyncio.sleep(min(interval, remaining))

@@ -3,7 +3,6 @@ rules): one leads, and a leader cut off from the API stops before the other take
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import time
 from datetime import timedelta
@@ -14,6 +13,7 @@ import aiohttp
 from buildwright import kube
 from buildwright.core.leader import LeaderSettings
 from buildwright.leader import ElectionConfig, Elector
+from buildwright_localcluster.wait import async_wait_until
 
 SETTINGS = LeaderSettings(
     lease_duration=timedelta(seconds=1.2),
@@ -81,10 +81,7 @@ class LeaseStore:
 
 
 async def until(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+    await async_wait_until(condition, timeout=timeout, description="the elector's state")
 
 
 def elector(store: LeaseStore, identity: str, events: list[tuple[str, str, float]]) -> Elector:
