@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .binaries import ensure_binaries
-from .controlplane import ControlPlane, sweep_stale_runs
+from .controlplane import ControlPlane, process_alive, sweep_stale_runs
 
 DEFAULT_KUBECONFIG = Path(".local/kubeconfig")
 
@@ -39,23 +39,8 @@ def _read_state(state_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); it is as good as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
-
-
 def _healthy(state: dict[str, Any]) -> bool:
-    if not _alive(int(state.get("pid", 0))):
+    if not process_alive(int(state.get("pid", 0))):
         return False
     try:
         ctx = ssl.create_default_context(cafile=state["ca"])
@@ -114,7 +99,7 @@ def _up(kubeconfig: Path, state_dir: Path, timeout: float) -> int:
     if state and _healthy(state):
         print(f"control plane already running at {state['server']} (kubeconfig {kubeconfig})")
         return 0
-    if state and _alive(int(state.get("pid", 0))):
+    if state and process_alive(int(state.get("pid", 0))):
         # Running but unhealthy: replace it rather than leave two clusters around.
         _down(state_dir, timeout)
     # Build (or find) binaries here, in the foreground, so the user sees the progress.
@@ -170,14 +155,14 @@ def _down(state_dir: Path, timeout: float) -> int:
     else:
         with contextlib.suppress(OSError, ValueError):
             pid = int((state_dir / "serve.pid").read_text())
-    if pid is None or not _alive(pid):
+    if pid is None or not process_alive(pid):
         print("control plane not running")
     else:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if process_alive(pid):
             # Its children carry PR_SET_PDEATHSIG, so killing the holder takes them along.
             os.kill(pid, signal.SIGKILL)
         print("control plane stopped")

@@ -82,14 +82,20 @@ def free_port() -> int:
         return port
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie still answers kill(0); it is as good as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
 
 
 def sweep_stale_runs(root: Path = RUNS_ROOT) -> None:
@@ -107,7 +113,7 @@ def sweep_stale_runs(root: Path = RUNS_ROOT) -> None:
                 if time.time() - entry.stat().st_mtime > 3600:
                     shutil.rmtree(entry, ignore_errors=True)
             continue
-        if not _pid_alive(pid):
+        if not process_alive(pid):
             shutil.rmtree(entry, ignore_errors=True)
 
 
