@@ -64,18 +64,9 @@ def test_kubectl_logs_follows_a_running_step_and_reads_a_finished_one(
             "echo first; while [ ! -e /workspace/source/.go ]; do sleep 0.05; done; echo second",
         ]}]},
     })  # fmt: skip
-    env.create("builds", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Build", "metadata": {"name": "talk"},
-        "spec": {
-            "source": {"type": "Git", "git": {"url": git_daemon.url("app")}},
-            "strategy": {"name": "talker", "kind": "BuildStrategy"},
-            "output": {"image": f"{registry.host}/x/talk:latest", "insecure": True},
-        },
-    })  # fmt: skip
-    name = env.create("buildruns", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildRun",
-        "metadata": {"generateName": "talk-"}, "spec": {"build": {"name": "talk"}},
-    })["metadata"]["name"]  # fmt: skip
+    env.build("talk", {"url": git_daemon.url("app")}, f"{registry.host}/x/talk:latest",
+              strategy="talker", strategy_kind="BuildStrategy")
+    name = env.start("talk")
     pod = f"{name}-pod"
 
     def running() -> client.V1Pod | None:
@@ -187,18 +178,9 @@ def test_kubectl_exec_runs_in_the_running_step_with_stdin_and_exit_codes(
                             "env": [{"name": "GREETING", "value": "hello from the step"}],
                             "command": ["/bin/sh", "-c", TICK_UNTIL_GO]}]},
     })  # fmt: skip
-    env.create("builds", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Build", "metadata": {"name": "hold"},
-        "spec": {
-            "source": {"type": "Git", "git": {"url": git_daemon.url("app")}},
-            "strategy": {"name": "holder", "kind": "BuildStrategy"},
-            "output": {"image": f"{registry.host}/x/hold:latest", "insecure": True},
-        },
-    })  # fmt: skip
-    name = env.create("buildruns", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildRun",
-        "metadata": {"generateName": "hold-"}, "spec": {"build": {"name": "hold"}},
-    })["metadata"]["name"]  # fmt: skip
+    env.build("hold", {"url": git_daemon.url("app")}, f"{registry.host}/x/hold:latest",
+              strategy="holder", strategy_kind="BuildStrategy")
+    name = env.start("hold")
     pod = f"{name}-pod"
     base = ["-n", env.namespace, "exec", pod, "-c", "step-hold", "--"]
 

@@ -55,23 +55,28 @@ class Env:
             metadata=client.V1ObjectMeta(name=name), type=kind, string_data=data,
         ))  # fmt: skip
 
-    def build(self, name: str, git: Body, image: str, **output: Any) -> None:
+    def build(self, name: str, git: Body, image: str, *, strategy: str = "buildah",
+              strategy_kind: str = "ClusterBuildStrategy", **output: Any) -> None:
         self.create("builds", {
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "Build", "metadata": {"name": name},
             "spec": {
                 "source": {"type": "Git", "git": git},
-                "strategy": {"name": "buildah", "kind": "ClusterBuildStrategy"},
+                "strategy": {"name": strategy, "kind": strategy_kind},
                 "output": {"image": image, "insecure": True, **output},
             },
         })  # fmt: skip
 
-    def run(self, build: str) -> Body:
-        """Create a BuildRun of `build` and wait until it finished (either way)."""
+    def start(self, build: str) -> str:
+        """Create a BuildRun of `build`; its name."""
         body = {
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "BuildRun",
             "metadata": {"generateName": f"{build}-"}, "spec": {"build": {"name": build}},
         }  # fmt: skip
-        return self.finished(self.create("buildruns", body)["metadata"]["name"])
+        return str(self.create("buildruns", body)["metadata"]["name"])
+
+    def run(self, build: str) -> Body:
+        """Create a BuildRun of `build` and wait until it finished (either way)."""
+        return self.finished(self.start(build))
 
     def finished(self, name: str) -> Body:
         """Wait until BuildRun `name` finished (either way)."""
@@ -303,14 +308,8 @@ def test_failing_strategy_step_reports_its_reason_and_message_and_later_steps_sk
              "command": ["/bin/sh", "-c", "echo ran > /workspace/source/never-ran"]},
         ]},
     })  # fmt: skip
-    env.create("builds", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Build", "metadata": {"name": "checked"},
-        "spec": {
-            "source": {"type": "Git", "git": {"url": git_daemon.url("app")}},
-            "strategy": {"name": "checks-first", "kind": "BuildStrategy"},
-            "output": {"image": f"{registry.host}/x/checked:latest", "insecure": True},
-        },
-    })  # fmt: skip
+    env.build("checked", {"url": git_daemon.url("app")}, f"{registry.host}/x/checked:latest",
+              strategy="checks-first", strategy_kind="BuildStrategy")
     run = env.run("checked")
     condition = succeeded(run)
     assert (condition["status"], condition["reason"]) == ("False", "Failed")
