@@ -81,7 +81,8 @@ class Metrics:
         )  # fmt: skip
         self.retries_scheduled = Gauge(
             "buildwright_retries_scheduled",
-            "Objects waiting for a retry after a transient API error (the backoff's timers).",
+            "Builds and BuildRuns whose next attempt waits on a backoff timer (after a transient "
+            "API error, or for a Build not validated yet).",
             registry=registry,
         )  # fmt: skip
         self.queue_wait = Histogram(

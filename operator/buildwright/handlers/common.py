@@ -49,7 +49,8 @@ def retry_later(
 
 
 def retries_scheduled(ctx: Context) -> int:
-    """Retries `retry_later` set whose timer has not fired yet (`buildwright_retries_scheduled`)."""
+    """Backoffs in `retry_attempts` whose timer has not fired yet (`buildwright_retries_scheduled`):
+    retries after transient errors, and BuildRuns re-checking a Build not validated yet."""
     return sum(1 for key, purpose in ctx.retry_attempts if ctx.scheduler.is_pending(key, purpose))
 
 
